@@ -1,0 +1,1 @@
+"""Thin command-line entry points; each composes a config and hands built objects on."""

@@ -1,0 +1,73 @@
+"""cnnlab-train: train, validate each epoch, test the best checkpoint, write metrics.json."""
+
+import logging
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.cli.app import entry_point
+
+log = logging.getLogger("cnnlab")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job described by a composed config; return the final metrics."""
+    # Imported here, after Hydra has set up logging, so Lightning's messages reach train.log.
+    import lightning.pytorch as pl
+
+    from cnnlab.cli import build
+    from cnnlab.cli.checkpoint_config import (
+        config_from_checkpoint,
+        epochs_trained,
+        load_checkpoint,
+    )
+    from cnnlab.cli.metrics_file import write_metrics
+
+    run_dir = cfg.paths.output_dir
+    log.info("Run folder: %s", run_dir)
+    if cfg.get("ckpt_path"):
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        cfg = config_from_checkpoint(cfg, checkpoint)
+        log.info(
+            "Resuming from %s (after %d epochs, step %d) with the config stored in it.",
+            cfg.ckpt_path,
+            epochs_trained(checkpoint),
+            checkpoint["global_step"],
+        )
+        del checkpoint
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    task, datamodule = build.build_datamodule(cfg.data)
+    module = build.build_module(cfg, task, datamodule)
+    plain_cfg = OmegaConf.to_container(cfg, resolve=False)
+    callbacks = build.build_callbacks(cfg.get("callbacks"), config=plain_cfg)
+    trainer = build.build_trainer(cfg.trainer, callbacks, build.build_loggers(cfg.get("logger")))
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+
+    best = build.best_checkpoint(trainer)
+    if best:
+        log.info("Testing the best checkpoint: %s", best)
+    else:
+        log.info("No best checkpoint was saved: testing the weights as they are.")
+    for results in trainer.test(
+        module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+    ):
+        metrics.update(results)
+
+    if trainer.is_global_zero:
+        path = write_metrics(run_dir, metrics)
+        shown = ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics) if k.startswith("test/"))
+        log.info("%s -> %s", shown, path)
+        log.info("Run folder: %s", run_dir)
+    return metrics
+
+
+@entry_point("train")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Residual networks (He et al. 2016, "Deep residual learning for image recognition").
+
+The ImageNet variants of the paper's Table 1, laid out as torchvision lays them out, so the
+parameter counts match (resnet18: 11,689,512 at 3 channels and 1,000 classes). Downsampling
+happens in the first block of a stage, on the 3x3 convolution (the "v1.5" placement).
+"""
+
+import torch
+from torch import nn
+
+from cnnlab.models.registry import register_model
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and an identity (or 1x1 projection) shortcut."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_planes, planes * self.expansion, stride)
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand (by 4), used from ResNet-50 on."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(in_planes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_planes, planes * self.expansion, stride)
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
+    """Identity where shapes agree, else a strided 1x1 projection (the paper's option B)."""
+    if stride == 1 and in_planes == out_planes:
+        return None
+    return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+
+
+class ResNet(nn.Module):
+    """Stem (7x7/2 convolution, 3x3/2 max pool), four stages, global average pool, classifier."""
+
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: list[int],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._stage(block, 64, layers[0], stride=1)
+        self.layer2 = self._stage(block, 128, layers[1], stride=2)
+        self.layer3 = self._stage(block, 256, layers[2], stride=2)
+        self.layer4 = self._stage(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:  # each block starts as the identity (Goyal et al. 2017)
+            for m in self.modules():
+                if isinstance(m, BasicBlock | Bottleneck):
+                    nn.init.zeros_(m.last_bn().weight)
+
+    def _stage(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        layers = [block(self.in_planes, planes, stride)]
+        self.in_planes = planes * block.expansion
+        layers += [block(self.in_planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 512*e, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _resnet(block, layers: list[int], **kwargs) -> ResNet:
+    return ResNet(block, layers, **kwargs)
+
+
+@register_model("resnet18")
+def resnet18(**kwargs) -> ResNet:
+    return _resnet(BasicBlock, [2, 2, 2, 2], **kwargs)
+
+
+@register_model("resnet34")
+def resnet34(**kwargs) -> ResNet:
+    return _resnet(BasicBlock, [3, 4, 6, 3], **kwargs)
+
+
+@register_model("resnet50")
+def resnet50(**kwargs) -> ResNet:
+    return _resnet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+@register_model("resnet101")
+def resnet101(**kwargs) -> ResNet:
+    return _resnet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+@register_model("resnet152")
+def resnet152(**kwargs) -> ResNet:
+    return _resnet(Bottleneck, [3, 8, 36, 3], **kwargs)

@@ -1,0 +1,1 @@
+"""Optimisation: parameter groups, learning-rate schedules (and, later, textbook update rules)."""

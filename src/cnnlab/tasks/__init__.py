@@ -1,0 +1,3 @@
+"""LightningModules, one per task: the data config's `task` picks one."""
+
+TASK_MODULES = {"classification": "cnnlab.tasks.classification.ClassificationModule"}
