@@ -18,6 +18,8 @@ log = logging.getLogger("cnnlab")
 logging.getLogger("lightning").handlers.clear()
 # A small in-memory dataset loads fastest in the main process; Lightning would advise workers.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# A resumed run writes a run folder of its own, so its checkpoint folder differs by design.
+warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
 
 
 def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]:
