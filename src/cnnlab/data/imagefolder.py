@@ -1,0 +1,184 @@
+"""The user's own pictures in class folders: ``root/train/<class>/*``, ``root/val``, ``root/test``.
+
+Class names are the folder names under ``root/train`` (sorted, hidden folders ignored). Without
+``root/val`` a fixed-seed share of train becomes validation; without ``root/test`` the test
+split is the validation split. Every image is converted to RGB when read, so grey, palette and
+RGBA files can sit side by side.
+"""
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Subset
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+from cnnlab.data.classification import ClassificationDataModule
+from cnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# What a broken file can raise from PIL: unknown format, truncated data, bad header fields.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Read and fully decode one image as RGB; a file PIL cannot read is a UserError."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # convert() decodes every pixel, so truncation shows here
+    except _DECODE_ERRORS as err:
+        raise UserError(
+            f"Cannot read the image {path} ({err}). Replace or delete the file, or set "
+            "data.skip_corrupt=true to leave out every unreadable image (they are counted once "
+            "when the data is set up)."
+        ) from err
+
+
+class ImageListDataset(Dataset):
+    """(path, class index) pairs read with ``load_rgb`` and passed through ``transform``."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform=None) -> None:
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, target = self.samples[i]
+        image = load_rgb(path)
+        return (self.transform(image) if self.transform else image), target
+
+
+def class_folders(directory: str) -> list[str]:
+    """Sorted names of the sub-folders of ``directory``, leaving out hidden ones (.ipynb_...)."""
+    return sorted(
+        e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith(".")
+    )
+
+
+class ImageFolderDataModule(ClassificationDataModule):
+    """Classification over ``root/{train,val,test}/<class>/<image>`` folders."""
+
+    native_channels = 3
+    native_size = None  # photos come in many sizes: every one is resized to image_size
+
+    def __init__(
+        self,
+        root: str = "data/imagefolder",
+        image_size: int = 224,
+        hflip: bool | None = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        val_fraction: float = 0.1,
+        skip_corrupt: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(root=root, image_size=image_size, hflip=hflip, **kwargs)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.val_fraction = val_fraction
+        self.skip_corrupt = skip_corrupt
+        self.skipped = 0
+        self._classes: list[str] | None = None
+
+    def split_dir(self, split: str) -> str:
+        return os.path.join(self.root, split)
+
+    @property
+    def class_names(self) -> list[str]:
+        if self._classes is None:
+            train_dir = self.split_dir("train")
+            if not os.path.isdir(self.root):
+                raise UserError(
+                    f"The image folder root {self.root} does not exist. Set data.root to a folder "
+                    "holding train/<class>/<images> (and optionally val/ and test/)."
+                )
+            if not os.path.isdir(train_dir):
+                raise UserError(
+                    f"{train_dir} does not exist. data.root={self.root} must hold a train/ folder "
+                    "with one sub-folder of images per class (and optionally val/ and test/)."
+                )
+            self._classes = class_folders(train_dir)
+            if not self._classes:
+                raise UserError(
+                    f"{train_dir} has no class folders. Put the images of each class in their "
+                    f"own folder, e.g. {os.path.join(train_dir, 'cat', '001.jpg')}."
+                )
+        return self._classes
+
+    def _samples(self, split: str) -> list[tuple[str, int]]:
+        """The images of one split, after checking its classes match train's and none is empty."""
+        directory, classes = self.split_dir(split), self.class_names
+        found = class_folders(directory)
+        if found != classes:
+            missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+            raise UserError(
+                f"The class folders of {directory} differ from those of "
+                f"{self.split_dir('train')}: missing {missing or 'none'}, extra "
+                f"{extra or 'none'}. Every split needs the same class folders."
+            )
+        index = {name: i for i, name in enumerate(classes)}
+        samples = make_dataset(directory, index, extensions=IMG_EXTENSIONS, allow_empty=True)
+        empty = sorted(set(range(len(classes))) - {target for _, target in samples})
+        if empty:
+            raise UserError(
+                f"The class folder {os.path.join(directory, classes[empty[0]])} has no images "
+                f"(looked for {', '.join(IMG_EXTENSIONS)}). Add images to it or remove the "
+                "folder from every split."
+            )
+        return samples
+
+    def _drop_unreadable(self, splits: dict[str, list]) -> dict[str, list]:
+        """Decode every image once and leave out those PIL cannot read; log how many."""
+        bad: list[str] = []
+        kept = {}
+        for split, samples in splits.items():
+            kept[split] = []
+            for path, target in samples:
+                try:
+                    load_rgb(path)
+                except UserError:
+                    bad.append(path)
+                else:
+                    kept[split].append((path, target))
+        self.skipped = len(bad)
+        if bad:
+            log.warning("skipped %d unreadable images: %s", len(bad), ", ".join(bad[:5]))
+        return kept
+
+    def _build(self, train_tf, eval_tf):
+        splits = {"train": self._samples("train")}
+        for split in ("val", "test"):
+            if os.path.isdir(self.split_dir(split)):
+                splits[split] = self._samples(split)
+        if self.skip_corrupt:
+            splits = self._drop_unreadable(splits)
+
+        if "val" in splits:
+            train = ImageListDataset(splits["train"], train_tf)
+            val = ImageListDataset(splits["val"], eval_tf)
+        else:
+            train, val = self._split_train(splits["train"], train_tf, eval_tf)
+        if "test" in splits:
+            test = ImageListDataset(splits["test"], eval_tf)
+        else:
+            log.info("no %s folder: the test split is the validation split", self.split_dir("test"))
+            test = val
+        return train, val, test
+
+    def _split_train(self, samples, train_tf, eval_tf) -> tuple[Dataset, Dataset]:
+        n_val = round(len(samples) * self.val_fraction)
+        if not 0 < n_val < len(samples):
+            raise UserError(
+                f"There is no {self.split_dir('val')} folder, and data.val_fraction="
+                f"{self.val_fraction} of the {len(samples)} training images leaves an empty "
+                "train or validation split. Add a val/ folder or change data.val_fraction."
+            )
+        order = torch.randperm(len(samples), generator=self.split_generator()).tolist()
+        train = Subset(ImageListDataset(samples, train_tf), order[n_val:])
+        val = Subset(ImageListDataset(samples, eval_tf), order[:n_val])
+        return train, val

@@ -1,0 +1,39 @@
+"""Per-split image pipelines for classification, with torchvision.transforms.v2."""
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms import v2
+
+
+def classification_transforms(
+    *,
+    train: bool,
+    image_size: int,
+    native_size: int | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    channels: int | None = None,
+    shift: int = 0,
+    hflip: bool = False,
+) -> v2.Compose:
+    """Image (PIL or tensor) -> normalised float tensor (C, image_size, image_size).
+
+    Training adds the usual augmentation for small images: a random shift of up to ``shift``
+    pixels (zero-pad every side, crop back to size) and, where a mirror image is still the same
+    class, a horizontal flip. ``channels`` converts grey to RGB or RGB to grey when set.
+    """
+    steps: list[v2.Transform] = [v2.ToImage()]
+    if channels == 1:
+        steps.append(v2.Grayscale(num_output_channels=1))
+    elif channels == 3:
+        steps.append(v2.RGB())
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if image_size != native_size:  # None: the images come in many sizes
+        steps.append(v2.Resize((image_size, image_size), antialias=True))
+    if train and shift > 0:
+        steps.append(v2.RandomCrop(image_size, padding=shift))
+    if train and hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    steps.append(v2.Normalize(mean=list(mean), std=list(std)))
+    return v2.Compose(steps)
