@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-from PIL import Image
 
 from cnnlab.data.imagefolder import ImageFolderDataModule
 from cnnlab.errors import UserError

@@ -5,7 +5,6 @@ No test touches the network: downloads are switched off or replaced by a failing
 
 import os
 import pickle
-import struct
 from urllib.error import URLError
 
 import numpy as np
@@ -21,7 +20,7 @@ from cnnlab.data.torchvision_sets import (
 )
 from cnnlab.errors import UserError
 
-from datafiles import N_TEST, write_idx, write_mnist
+from datafiles import N_TEST, write_mnist
 
 
 @pytest.mark.parametrize(
