@@ -46,7 +46,7 @@ class DigitsDataModule(ClassificationDataModule):
     def load_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1,797 digits as (N, 1, 32, 32) floats in [0, 1] and their labels."""
         digits = load_digits()
-        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values 0..16
+        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # values 0..16
         x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
         return x, torch.tensor(digits.target)
 
