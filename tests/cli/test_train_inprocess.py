@@ -9,6 +9,7 @@ import pytest
 from cnnlab.cli.checkpoint_config import config_from_checkpoint, load_checkpoint
 from cnnlab.cli.eval import evaluate
 from cnnlab.cli.train import train
+from cnnlab.errors import UserError
 from cnnlab.optim.schedules import multiplier
 
 SHORT = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]
@@ -114,3 +115,12 @@ def test_resume_keeps_the_stored_model_and_optimizer(make_cfg, tmp_path):
     metrics = train(cfg)
     # loading resnet18 weights worked: the model came from the stored config, not the default
     assert metrics["global_step"] == 2 * 10  # 1,257 / 128 -> 10 steps per epoch
+
+
+def test_eval_refuses_weights_of_another_model(short_run, make_cfg, tmp_path):
+    run_dir, _ = short_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    cfg = make_cfg([f"ckpt_path={last}", "model=resnet18"], "eval", tmp_path / "ev3")
+    with pytest.raises(UserError, match="do not fit the model .*resnet18.*net.conv1.weight"):
+        evaluate(cfg)
+    assert not (tmp_path / "ev3" / "metrics.json").exists()

@@ -5,6 +5,7 @@ import logging
 from omegaconf import DictConfig
 
 from cnnlab.cli.app import entry_point
+from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab")
 
@@ -19,7 +20,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         epochs_trained,
         load_checkpoint,
     )
-    from cnnlab.cli.metrics_file import write_metrics
+    from cnnlab.cli.metrics_file import finish_run
 
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)
@@ -29,7 +30,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     task, datamodule = build.build_datamodule(cfg.data)
     module = build.build_module(cfg, task, datamodule)
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as e:  # names and shapes of the mismatched tensors
+        raise UserError(
+            f"The weights in {cfg.ckpt_path} do not fit the model {cfg.model._target_}: "
+            f"{' '.join(str(e).split())[:400]} ... Leave model= off to use the checkpoint's own "
+            "model."
+        ) from e
     epoch, step = epochs_trained(checkpoint), checkpoint["global_step"]
     log.info("Testing %s (after %d epochs, step %d)", cfg.ckpt_path, epoch, step)
     callbacks = [
@@ -42,11 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {"epoch": epoch, "global_step": step}
     for results in trainer.test(module, datamodule=datamodule):
         metrics.update(results)
-    if trainer.is_global_zero:
-        path = write_metrics(run_dir, metrics)
-        shown = ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics) if k.startswith("test/"))
-        log.info("%s -> %s", shown, path)
-        log.info("Run folder: %s", run_dir)
+    finish_run(run_dir, metrics, trainer.is_global_zero)
     return metrics
 
 

@@ -20,7 +20,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         epochs_trained,
         load_checkpoint,
     )
-    from cnnlab.cli.metrics_file import write_metrics
+    from cnnlab.cli.metrics_file import finish_run
 
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)
@@ -56,11 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ):
         metrics.update(results)
 
-    if trainer.is_global_zero:
-        path = write_metrics(run_dir, metrics)
-        shown = ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics) if k.startswith("test/"))
-        log.info("%s -> %s", shown, path)
-        log.info("Run folder: %s", run_dir)
+    finish_run(run_dir, metrics, trainer.is_global_zero)
     return metrics
 
 
