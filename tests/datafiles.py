@@ -1,6 +1,7 @@
 """Small data sets in real on-disk formats, written by tests (no download, no network)."""
 
 import os
+import pickle
 import struct
 
 import numpy as np
@@ -38,3 +39,30 @@ def make_tree(root, splits=("train", "val", "test"), per_class=4) -> None:
             for i in range(per_class):
                 mode, ext = [("RGB", "png"), ("L", "jpg"), ("RGBA", "png")][i % 3]
                 Image.new(mode, (20 + i, 16), color=40 * c + i).save(folder / f"{i}.{ext}")
+
+
+def write_cifar(root, which: str = "cifar10", per_file: int = 8) -> None:
+    """CIFAR-10 or CIFAR-100 in the python-pickle layout torchvision reads (random pixels).
+
+    torchvision also checks each file's md5, which files of our own cannot pass: tests that load
+    them replace ``torchvision.datasets.cifar.check_integrity`` with an existence check.
+    """
+    rng = np.random.default_rng(0)
+    if which == "cifar10":
+        folder, key, n_classes = "cifar-10-batches-py", "labels", 10
+        files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        meta, names = "batches.meta", {"label_names": [f"c{i}" for i in range(10)]}
+    else:
+        folder, files, key, n_classes = "cifar-100-python", ["train", "test"], "fine_labels", 100
+        meta, names = "meta", {"fine_label_names": [f"c{i}" for i in range(100)]}
+    folder = os.path.join(root, folder)
+    os.makedirs(folder)
+    for name in files:
+        batch = {
+            "data": rng.integers(0, 256, (per_file, 3 * 32 * 32), dtype=np.uint8),
+            key: [i % n_classes for i in range(per_file)],
+        }
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(batch, f)
+    with open(os.path.join(folder, meta), "wb") as f:
+        pickle.dump(names, f)

@@ -4,10 +4,8 @@ No test touches the network: downloads are switched off or replaced by a failing
 """
 
 import os
-import pickle
 from urllib.error import URLError
 
-import numpy as np
 import pytest
 import torch
 from torchvision import datasets
@@ -20,7 +18,7 @@ from cnnlab.data.torchvision_sets import (
 )
 from cnnlab.errors import UserError
 
-from datafiles import N_TEST, write_mnist
+from datafiles import N_TEST, write_cifar, write_mnist
 
 
 @pytest.mark.parametrize(
@@ -95,25 +93,9 @@ def test_failed_download_is_a_user_error(tmp_path, monkeypatch, module):
     assert str(tmp_path) in str(err.value)
 
 
-def write_cifar10(root) -> None:
-    rng = np.random.default_rng(0)
-    folder = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(folder)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        batch = {
-            "data": rng.integers(0, 256, (8, 3 * 32 * 32), dtype=np.uint8),
-            "labels": list(range(8)),
-        }
-        with open(os.path.join(folder, name), "wb") as f:
-            pickle.dump(batch, f)
-    with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        pickle.dump({"label_names": list(CIFAR10DataModule.names)}, f)
-
-
 def test_cifar10_corrupted_files_are_a_user_error(tmp_path):
     # Files we write cannot match the md5 sums torchvision checks, so they count as corrupted.
-    write_cifar10(tmp_path)
+    write_cifar(tmp_path, "cifar10")
     dm = CIFAR10DataModule(root=str(tmp_path), download=False)
     with pytest.raises(UserError, match="corrupted") as err:
         dm.setup()
@@ -126,7 +108,7 @@ def test_cifar10_loads_pickled_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(
         datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path)
     )
-    write_cifar10(tmp_path)
+    write_cifar(tmp_path, "cifar10")
     dm = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=4)
     dm.setup()
     assert (dm.num_classes, dm.in_channels) == (10, 3)

@@ -1,17 +1,23 @@
 """One batch of train, val and test (fast_dev_run) for each dataset x model pair that fits."""
 
+import os
+
 import pytest
 import torch
+from torchvision.datasets import cifar
 
 from cnnlab.cli.train import train
 from cnnlab.models import get_model
 from cnnlab.tasks.classification import ClassificationModule
 
-from datafiles import make_tree, write_mnist
+from datafiles import make_tree, write_cifar, write_mnist
 
 # data config -> extra overrides (and files to write first); every one runs with both models
 DATASETS = {
     "digits": [],
+    "fashion_mnist": ["data.download=false", "data.val_fraction=0.25"],
+    "cifar10": ["data.download=false", "data.val_fraction=0.25", "data.num_workers=0"],
+    "cifar100": ["data.download=false", "data.val_fraction=0.25", "data.num_workers=0"],
     "fake": ["data.train_size=16", "data.val_size=8", "data.test_size=8"],
     "mnist": ["data.download=false", "data.val_fraction=0.25"],
     "imagefolder": ["data.image_size=32", "data.num_workers=0"],
@@ -20,10 +26,13 @@ DATASETS = {
 
 @pytest.mark.parametrize("model", ["lenet", "resnet18"])
 @pytest.mark.parametrize("data", sorted(DATASETS))
-def test_fast_dev_run(make_cfg, tmp_path, data, model):
+def test_fast_dev_run(make_cfg, tmp_path, monkeypatch, data, model):
     root = tmp_path / "data"
-    if data == "mnist":
-        write_mnist(root, "MNIST")
+    if data in ("mnist", "fashion_mnist"):
+        write_mnist(root, {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[data])
+    if data.startswith("cifar"):
+        write_cifar(root, data, per_file=32)
+        monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
     overrides = [f"data={data}", f"model={model}", "debug=fast_dev_run", "data.batch_size=4"]
     if data == "imagefolder":
         make_tree(root / "pictures")
