@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 
 from cnnlab.cli import build
@@ -32,13 +33,11 @@ def test_data_configs_instantiate(make_cfg, name):
 def test_model_configs_instantiate(make_cfg, name):
     cfg = make_cfg([f"model={name}"])
     net = instantiate(cfg.model, num_classes=7, in_channels=1)
-    assert net(__import__("torch").zeros(2, 1, 32, 32)).shape == (2, 7)
+    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
 
 
 @pytest.mark.parametrize("name", choices("optimizer"))
 def test_optimizer_configs_instantiate(make_cfg, name):
-    import torch
-
     cfg = make_cfg([f"optimizer={name}"])
     opt = instantiate(cfg.optimizer)(params=[torch.nn.Parameter(torch.zeros(3))])
     assert isinstance(opt, torch.optim.Optimizer)
@@ -47,8 +46,6 @@ def test_optimizer_configs_instantiate(make_cfg, name):
 
 @pytest.mark.parametrize("name", choices("scheduler"))
 def test_scheduler_configs_instantiate(make_cfg, name):
-    import torch
-
     cfg = make_cfg([f"scheduler={name}"])
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
     sched = instantiate(cfg.scheduler)(opt, total_steps=100, steps_per_epoch=10)
