@@ -13,7 +13,9 @@ GROUPS = Path(config_dir())
 
 
 def choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (GROUPS / group).glob("*.yaml"))
+    """The group's choices as users type them, sub-folders included (``textbook/sgd``)."""
+    folder = GROUPS / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def test_every_group_has_configs():
@@ -111,3 +113,12 @@ def test_unknown_choice_lists_the_available_ones(make_cfg):
     with pytest.raises(MissingConfigException) as err:
         make_cfg(["model=nosuchmodel"])
     assert "lenet" in str(err.value) and "resnet18" in str(err.value)
+
+
+def test_a_user_error_inside_a_target_surfaces_unwrapped(make_cfg):
+    from cnnlab.errors import UserError
+
+    cfg = make_cfg(["model=resnet18", "model.norm=foo"])
+    _, dm = build.build_datamodule(cfg.data)
+    with pytest.raises(UserError, match="torch, textbook"):
+        build.build_module(cfg, "classification", dm)

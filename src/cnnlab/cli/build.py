@@ -4,7 +4,9 @@ import logging
 import warnings
 
 import lightning.pytorch as pl
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.callbacks.run_config import StoreConfig
@@ -20,6 +22,17 @@ logging.getLogger("lightning").handlers.clear()
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # A resumed run writes a run folder of its own, so its checkpoint folder differs by design.
 warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
+
+
+def instantiate(config, *args, **kwargs):
+    """``hydra.utils.instantiate``, but a UserError raised by the target surfaces as itself
+    (Hydra wraps it in an InstantiationException, which would hide our one-paragraph message)."""
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        raise
 
 
 def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]:

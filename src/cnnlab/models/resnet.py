@@ -3,12 +3,34 @@
 The ImageNet variants of the paper's Table 1, laid out as torchvision lays them out, so the
 parameter counts match (resnet18: 11,689,512 at 3 channels and 1,000 classes). Downsampling
 happens in the first block of a stage, on the 3x3 convolution (the "v1.5" placement).
+``norm`` picks the batch-norm layer: torch's, or cnnlab.nn's with the hand-written backward
+pass (same parameters and buffers, so the state dict is the same either way).
 """
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+import cnnlab.nn
+from cnnlab.errors import UserError
 from cnnlab.models.registry import register_model
+
+NormLayer = Callable[[int], nn.Module]
+NORM_LAYERS: dict[str, NormLayer] = {
+    "torch": nn.BatchNorm2d,
+    "textbook": cnnlab.nn.BatchNorm2d,  # Ioffe & Szegedy's gradients written out by hand
+}
+
+
+def norm_layer(name: str) -> NormLayer:
+    """The batch-norm class called ``name``; an unknown name is refused, naming the choices."""
+    if name not in NORM_LAYERS:
+        raise UserError(
+            f"model.norm={name!r} is not a normalisation cnnlab knows; "
+            f"choose one of {', '.join(NORM_LAYERS)}."
+        )
+    return NORM_LAYERS[name]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -24,16 +46,18 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, norm: NormLayer = nn.BatchNorm2d
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(in_planes, planes * self.expansion, stride)
+        self.downsample = _shortcut(in_planes, planes * self.expansion, stride, norm)
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> nn.Module:
         return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,18 +72,20 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, norm: NormLayer = nn.BatchNorm2d
+    ) -> None:
         super().__init__()
         self.conv1 = conv1x1(in_planes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = norm(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(in_planes, planes * self.expansion, stride)
+        self.downsample = _shortcut(in_planes, planes * self.expansion, stride, norm)
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> nn.Module:
         return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,11 +96,11 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
+def _shortcut(in_planes: int, out_planes: int, stride: int, norm: NormLayer) -> nn.Module | None:
     """Identity where shapes agree, else a strided 1x1 projection (the paper's option B)."""
     if stride == 1 and in_planes == out_planes:
         return None
-    return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+    return nn.Sequential(conv1x1(in_planes, out_planes, stride), norm(out_planes))
 
 
 class ResNet(nn.Module):
@@ -87,11 +113,13 @@ class ResNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         zero_init_residual: bool = False,
+        norm: str = "torch",
     ) -> None:
         super().__init__()
+        self._norm_layer = norm_layer(norm)
         self.in_planes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = self._norm_layer(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._stage(block, 64, layers[0], stride=1)
@@ -104,7 +132,7 @@ class ResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, tuple(NORM_LAYERS.values())):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if zero_init_residual:  # each block starts as the identity (Goyal et al. 2017)
@@ -113,9 +141,9 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.last_bn().weight)
 
     def _stage(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = [block(self.in_planes, planes, stride)]
+        layers = [block(self.in_planes, planes, stride, self._norm_layer)]
         self.in_planes = planes * block.expansion
-        layers += [block(self.in_planes, planes) for _ in range(1, blocks)]
+        layers += [block(self.in_planes, planes, norm=self._norm_layer) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,15 @@
 
 from torch import nn
 
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+from cnnlab.nn import BatchNormBase
+
+_NORM_TYPES = (
+    nn.modules.batchnorm._NormBase,
+    BatchNormBase,  # cnnlab's textbook batch norm
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.LocalResponseNorm,
+)
 
 
 def weight_decay_groups(model: nn.Module, decay_norm_and_bias: bool = False) -> list[dict]:

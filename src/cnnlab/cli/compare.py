@@ -1,0 +1,101 @@
+"""cnnlab-compare DIR...: a table and overlaid curves for several runs or a multirun sweep."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnnlab.cli.plain_app import run_or_exit
+
+PROG = "cnnlab-compare"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Compare finished cnnlab runs: comparison.md (final metrics, one row per run) "
+        "and comparison.png (train/loss per step, val/acc per epoch, one line per run).",
+    )
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="run folders, or sweep folders whose job folders (0, 1, ...) are compared",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write comparison.md and comparison.png (default: the first DIR if it is a "
+        "sweep folder, else the current folder)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="table columns, e.g. --metrics test/acc test/loss epoch (default: the test and "
+        "validation metrics and the epoch count)",
+    )
+    return parser.parse_args(argv)
+
+
+def compare(
+    dirs: list[Path], out: Path | None = None, metrics: list[str] | None = None, command: str = ""
+) -> tuple[str, list[Path]]:
+    """Read the runs under ``dirs``; write the Markdown table and the figure into ``out``.
+
+    Returns the Markdown text and the files written.
+    """
+    from cnnlab.errors import UserError
+    from cnnlab.report.curves import plot_comparison
+    from cnnlab.report.runs import find_runs, is_run, label_runs
+    from cnnlab.report.scalars import read_scalars
+    from cnnlab.report.table import choose_columns, markdown_table
+
+    runs = find_runs(dirs)
+    shared = label_runs(runs)
+    columns = choose_columns(runs, metrics)
+    if out is None:
+        out = dirs[0] if not is_run(dirs[0]) else Path(".")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot write into {out}: {e.strerror}. Give --out DIR.") from e
+
+    lines = [f"# {len(runs)} runs compared", ""]
+    if command:
+        lines += [f"Made by `{command}`.", ""]
+    if shared:
+        lines += ["Common to all runs: " + " ".join(f"`{o}`" for o in shared) + ".", ""]
+    lines += [markdown_table(runs, columns), ""]
+    lines += [f"- {r.label}: {r.path} ({r.note})" for r in runs if r.note]
+    text = "\n".join(lines).rstrip() + "\n"
+
+    table = out / "comparison.md"
+    table.write_text(text)
+    figure = plot_comparison(
+        [r.label for r in runs],
+        [read_scalars(r.path) for r in runs],
+        out / "comparison.png",
+        title=" ".join(shared),
+    )
+    return text, [table, figure]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    metrics = [m for item in args.metrics for m in item.split(",") if m] if args.metrics else None
+
+    def body() -> None:
+        text, written = compare(args.dirs, args.out, metrics, " ".join([PROG, *given]))
+        print(text)
+        for path in written:
+            print(f"wrote {path}")
+
+    run_or_exit(PROG, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Convolution as the lecture draws it: slide a filter, take dot products (im2col + one matmul).
+
+Deep-learning "convolution" is cross-correlation: the filter is not flipped. The lecture's
+worked example shows it: the true convolution with kernel k equals sliding the flipped kernel,
+the filter, over the image, which is what ``conv2d`` below (and torch's) computes.
+"""
+
+import torch
+from torch.nn import functional as F
+
+IntPair = int | tuple[int, int]
+
+
+def pair(value: IntPair) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; a pair is returned as it is (height first, then width)."""
+    if isinstance(value, int):
+        return value, value
+    height, width = value
+    return int(height), int(width)
+
+
+def conv_output_size(n: int, f: int, stride: int = 1, padding: int = 0) -> int:
+    """Output side of an ``f``x``f`` filter on an ``n``x``n`` input: (n - f + 2p)/stride + 1.
+
+    The lecture's strict rule: a filter that does not fit (the division leaves a remainder,
+    or the filter is larger than the padded input) is a mistake, not something to round, so
+    it raises a ValueError that shows the formula with the numbers filled in. The ops in this
+    package round down as torch's do; this function is for checking a design by hand.
+    """
+    if stride < 1 or padding < 0 or n < 1 or f < 1:
+        raise ValueError(
+            f"conv_output_size needs n, f, stride >= 1 and padding >= 0, got n={n}, f={f}, "
+            f"stride={stride}, padding={padding}"
+        )
+    span = n - f + 2 * padding  # how far the filter can move
+    size = span / stride + 1
+    if span < 0 or span % stride != 0:
+        raise ValueError(
+            f"a {f}x{f} filter does not fit a {n}x{n} input at stride {stride}, padding "
+            f"{padding}: ({n} - {f} + 2*{padding})/{stride} + 1 = {size:.2f} is not a whole "
+            f"number >= 1; change the stride or the padding"
+        )
+    return span // stride + 1
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+) -> torch.Tensor:
+    """2-D cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C, kh, kw), as torch's.
+
+    Each output number is the dot product w^T x + b of one filter with one kh x kw x C chunk
+    of the (zero-padded) input. ``unfold`` lays every chunk out as a column (im2col), so all
+    of them are one matrix product. Sizes round down like torch's: rows and columns the
+    filter cannot reach are dropped.
+    """
+    batch, channels, height, width = x.shape
+    out_channels, in_channels, kh, kw = weight.shape
+    if in_channels != channels:
+        raise ValueError(f"conv2d: weight takes {in_channels} channels, the input has {channels}")
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # (B, C*kh*kw, out_h*out_w)
+    filters = weight.reshape(out_channels, -1)  # (O, C*kh*kw), the same (c, i, j) order
+    out = filters @ cols  # (B, O, out_h*out_w): every dot product at once
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1)  # one bias per filter
+    return out.reshape(batch, out_channels, out_h, out_w)

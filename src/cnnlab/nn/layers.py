@@ -1,0 +1,80 @@
+"""Module forms of the textbook convolution and pooling, interchangeable with torch's.
+
+``Conv2d`` has torch.nn.Conv2d's parameter names, shapes and initialisation, so a state dict
+moves between the two either way.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from cnnlab.nn.conv import IntPair, conv2d, pair
+from cnnlab.nn.pooling import avg_pool2d, max_pool2d
+
+
+class Conv2d(nn.Module):
+    """``out_channels`` filters of ``kernel_size`` x ``in_channels`` each, plus one bias each."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, *self.kernel_size, **factory)
+        )  # (O, C, kh, kw)
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's default: Kaiming-uniform weights with a=sqrt(5), i.e. U(-1/sqrt(fan_in), ...),
+        and biases from the same range."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.weight[0].numel())  # fan_in = C * kh * kw
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)  # (B, O, H', W')
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+        )
+
+
+class _Pool2d(nn.Module):
+    def __init__(
+        self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """The largest value of each window, per channel (stride defaults to the kernel size)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each window, per channel; padded zeros count, as in torch's default."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)

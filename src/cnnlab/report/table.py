@@ -1,0 +1,53 @@
+"""The comparison table: one row per run, one column per final metric, as Markdown."""
+
+from cnnlab.errors import UserError
+from cnnlab.report.runs import Run
+
+# Columns shown when the user names none: test metrics, then validation, then the epoch count;
+# within a group these lead and the rest follow alphabetically.
+_LEADING = ("test/acc", "test/loss", "val/acc", "val/loss")
+_INTEGERS = ("epoch", "global_step")
+
+
+def _default_order(key: str) -> tuple[int, int, str]:
+    group = 0 if key.startswith("test/") else 1 if key.startswith("val/") else 2
+    lead = _LEADING.index(key) if key in _LEADING else len(_LEADING)
+    return group, lead, key
+
+
+def choose_columns(runs: list[Run], requested: list[str] | None = None) -> list[str]:
+    """The metric columns: those requested (each must exist in some run) or the defaults."""
+    available = sorted({key for run in runs for key in run.metrics})
+    if requested:
+        unknown = [key for key in requested if key not in available]
+        if unknown:
+            raise UserError(
+                f"No run has the metric {', '.join(unknown)}. The runs have: "
+                f"{', '.join(available) or 'no metrics at all'}."
+            )
+        return list(requested)
+    return sorted(
+        (k for k in available if k.startswith(("test/", "val/")) or k == "epoch"),
+        key=_default_order,
+    )
+
+
+def _cell(value: float | int | str | None, key: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):  # "nan" and "inf" are stored as strings
+        return value
+    return str(int(value)) if key in _INTEGERS else f"{value:.4f}"
+
+
+def markdown_table(runs: list[Run], columns: list[str]) -> str:
+    """A GitHub-flavoured Markdown table, one line per run in the order given."""
+    lines = [
+        "| " + " | ".join(["run", *columns]) + " |",
+        "| " + " | ".join(["---"] * (len(columns) + 1)) + " |",
+    ]
+    for run in runs:
+        cells = [run.label.replace("|", "\\|")]
+        cells += [_cell(run.metrics.get(key), key) for key in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

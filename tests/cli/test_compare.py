@@ -1,0 +1,234 @@
+"""cnnlab-compare: runs found under run and sweep folders, the table, the figure, the errors.
+
+One test trains two tiny real runs; the others lay out run folders by hand, with event files
+written by torch's SummaryWriter, the way cnnlab-train leaves them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from cnnlab.cli.compare import compare, main
+from cnnlab.cli.train import train
+from cnnlab.report.scalars import per_epoch, read_scalars
+
+TEXTBOOK = [
+    "textbook/sgd",
+    "textbook/momentum",
+    "textbook/adagrad",
+    "textbook/rmsprop",
+    "textbook/adam",
+]
+
+
+def write_hydra_files(run: Path, overrides: list[str], config: dict | None = None) -> None:
+    (run / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(config or {"seed": 42}), run / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
+
+
+def fake_run(
+    run: Path,
+    overrides: list[str],
+    metrics: dict | None = None,
+    losses: list[float] = (2.3, 1.0, 0.5, 0.3),
+    val_acc: list[float] = (0.5, 0.8),
+) -> Path:
+    """A finished run folder: Hydra's files, metrics.json and event files as Lightning logs them
+    (train/loss every 5 steps, val/acc and the 0-based epoch at the last step of each epoch)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    write_hydra_files(run, overrides)
+    if metrics is not None:
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    writer = SummaryWriter(str(run / "tensorboard"))
+    steps_per_epoch = 5 * len(losses) // len(val_acc)
+    for i, loss in enumerate(losses):
+        writer.add_scalar("train/loss", loss, 5 * i + 4)
+    for epoch, acc in enumerate(val_acc):
+        step = steps_per_epoch * (epoch + 1) - 1
+        writer.add_scalar("val/acc", acc, step)
+        writer.add_scalar("epoch", epoch, step)
+    writer.close()
+    return run
+
+
+def finished(acc: float, epoch: int = 2) -> dict:
+    return {"test/acc": acc, "test/loss": 1 - acc, "val/acc": acc - 0.01, "epoch": epoch, "lr": 0.1}
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every body row of the Markdown table in ``text``."""
+    rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def assert_png(path: Path) -> None:
+    assert path.stat().st_size > 0
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 100 and image.height > 100
+
+
+def test_two_real_runs_compared(make_cfg, tmp_path):
+    sweep = tmp_path / "sweep"
+    results = {}
+    for job, optimizer in enumerate(["sgd", "adam"]):
+        overrides = [f"optimizer={optimizer}", "trainer.max_epochs=1"]
+        run = sweep / str(job)
+        cfg = make_cfg([*overrides, "trainer.enable_model_summary=false"], run_dir=run)
+        write_hydra_files(run, overrides, OmegaConf.to_container(cfg))
+        results[optimizer] = train(cfg)
+
+    text, written = compare([sweep])
+
+    assert written == [sweep / "comparison.md", sweep / "comparison.png"]
+    assert (sweep / "comparison.md").read_text() == text
+    assert "Common to all runs: `trainer.max_epochs=1`." in text
+    header = "| run | test/acc | test/loss | test/acc_top5 | val/acc | val/loss | epoch |"
+    assert header in text.splitlines()
+    rows = table_rows(text)
+    assert [row[0] for row in rows] == ["optimizer=sgd", "optimizer=adam"]
+    for row, optimizer in zip(rows, ["sgd", "adam"], strict=True):
+        assert float(row[1]) == pytest.approx(results[optimizer]["test/acc"], abs=1e-4)
+        assert row[-1] == "1"  # epochs trained
+    assert_png(sweep / "comparison.png")
+    curves = read_scalars(sweep / "0")
+    assert len(curves["train/loss"]) == 4  # 20 steps, logged every 5
+    assert per_epoch(curves, "val/acc")[:, 0].tolist() == [1.0]
+
+
+def test_sweep_jobs_in_numeric_order_labelled_by_what_differs(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for job in (0, 1, 2, 10):
+        fake_run(sweep / str(job), ["experiment=x", f"optimizer={job}"], finished(0.5 + job / 100))
+    (sweep / "multirun.yaml").write_text("{}\n")
+
+    main([str(sweep)])
+
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert [row[0] for row in rows] == ["optimizer=0", "optimizer=1", "optimizer=2", "optimizer=10"]
+    assert rows[3][1:3] == ["0.6000", "0.4000"]  # test/acc, test/loss to four places
+    assert "Common to all runs: `experiment=x`." in out
+    assert f"wrote {sweep / 'comparison.png'}" in out
+    assert_png(sweep / "comparison.png")
+
+
+def test_run_folders_write_into_the_current_folder(tmp_path, monkeypatch):
+    a = fake_run(tmp_path / "runs" / "a", ["optimizer=sgd"], finished(0.9))
+    b = fake_run(tmp_path / "runs" / "b", ["optimizer=sgd"], finished(0.8))
+    monkeypatch.chdir(tmp_path)
+
+    text, _ = compare([a, b, a])  # a run given twice is compared once
+
+    assert [row[0] for row in table_rows(text)] == ["a", "b"]  # same overrides: folder names
+    assert_png(tmp_path / "comparison.png")
+    assert (tmp_path / "comparison.md").is_file()
+
+
+def test_metrics_option_picks_the_columns(tmp_path, capsys):
+    run = fake_run(tmp_path / "r", ["seed=1"], finished(0.9, epoch=7))
+    main([str(run), "--metrics", "epoch,test/acc", "lr", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert "| run | epoch | test/acc | lr |" in out
+    assert table_rows(out) == [["r", "7", "0.9000", "0.1000"]]  # one run: its folder names it
+
+
+def test_unfinished_run_gets_dashes_and_a_note(tmp_path):
+    fake_run(tmp_path / "s" / "0", ["optimizer=sgd"], finished(0.9))
+    fake_run(tmp_path / "s" / "1", ["optimizer=adam"], metrics=None)
+    text, _ = compare([tmp_path / "s"])
+    assert table_rows(text)[1] == ["optimizer=adam", "–", "–", "–", "–"]
+    assert "no metrics.json: the run did not finish" in text
+
+
+def test_read_scalars_keeps_every_point(tmp_path):
+    losses = list(np.linspace(2.3, 0.1, 10_050))  # more than TensorBoard's default 10,000
+    run = fake_run(tmp_path / "long", ["x=1"], losses=losses, val_acc=[0.5, 0.6, 0.7])
+    curves = read_scalars(run)
+    assert len(curves["train/loss"]) == 10_050
+    assert np.all(np.diff(curves["train/loss"][:, 0]) > 0)
+    assert per_epoch(curves, "val/acc")[:, 0].tolist() == [1, 2, 3]  # 0-based epoch + 1
+    assert per_epoch(curves, "val/acc")[:, 1] == pytest.approx([0.5, 0.6, 0.7])
+    del curves["epoch"]  # without Lightning's epoch tag the points are counted
+    assert per_epoch(curves, "val/acc")[:, 0].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("missing", "No such folder: "),
+        ("empty", "holds no runs"),
+        ("bad_metric", "No run has the metric nope. The runs have: epoch, lr, test/acc"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, layout, message):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    folder = tmp_path / layout
+    args = [str(folder)]
+    if layout == "empty":
+        (folder / "not_a_run").mkdir(parents=True)
+    if layout == "bad_metric":
+        fake_run(folder, ["a=1"], finished(0.9))
+        args += ["--metrics", "nope"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab-compare: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (folder / "comparison.md").exists()
+
+
+@pytest.mark.slow
+def test_optimizer_comparison_experiment_is_a_five_job_sweep():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import get_class
+
+    from cnnlab.cli.app import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", ["experiment=optimizer_comparison"], return_hydra_config=True)
+        rules = [compose("train", [f"optimizer={name}"]).optimizer for name in TEXTBOOK]
+    GlobalHydra.instance().clear()
+
+    sweep = cfg.hydra.sweeper.params.optimizer
+    assert sweep.split(",") == TEXTBOOK
+    override = OverridesParser.create().parse_overrides([f"optimizer={sweep}"])[0]
+    assert list(override.sweep_string_iterator()) == TEXTBOOK  # five jobs, in this order
+    assert [get_class(r._target_).__name__ for r in rules] == [
+        "SGD",
+        "Momentum",
+        "AdaGrad",
+        "RMSProp",
+        "Adam",
+    ]
+    assert cfg.scheduler.name == "none" and cfg.scheduler.warmup_epochs == 0  # constant rate
+    assert cfg.model._target_ == "cnnlab.models.lenet.lenet"
+    assert cfg.data._target_.endswith("DigitsDataModule") and cfg.seed == 42
+    assert cfg.trainer.max_epochs <= 10  # five jobs stay short on a CPU
+    assert "optimizer_comparison" in cfg.hydra.sweep.dir
+
+
+@pytest.mark.slow
+def test_console_script_error_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    script = Path(sys.executable).parent / "cnnlab-compare"
+    proc = subprocess.run(
+        [str(script), str(tmp_path / "nowhere")], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"cnnlab-compare: error: No such folder: {tmp_path / 'nowhere'}. Give run folders "
+        "(outputs/train/<time>) or sweep folders (the one cnnlab-train -m printed) to compare."
+    )
