@@ -7,30 +7,11 @@ happens in the first block of a stage, on the 3x3 convolution (the "v1.5" placem
 pass (same parameters and buffers, so the state dict is the same either way).
 """
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-import cnnlab.nn
-from cnnlab.errors import UserError
+from cnnlab.models.norm import NORM_LAYERS, NormLayer, norm_layer
 from cnnlab.models.registry import register_model
-
-NormLayer = Callable[[int], nn.Module]
-NORM_LAYERS: dict[str, NormLayer] = {
-    "torch": nn.BatchNorm2d,
-    "textbook": cnnlab.nn.BatchNorm2d,  # Ioffe & Szegedy's gradients written out by hand
-}
-
-
-def norm_layer(name: str) -> NormLayer:
-    """The batch-norm class called ``name``; an unknown name is refused, naming the choices."""
-    if name not in NORM_LAYERS:
-        raise UserError(
-            f"model.norm={name!r} is not a normalisation cnnlab knows; "
-            f"choose one of {', '.join(NORM_LAYERS)}."
-        )
-    return NORM_LAYERS[name]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.models.norm import NormLayer, norm_layer
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import NormLayer, conv3x3, norm_layer
+from cnnlab.models.resnet import conv3x3
 
 
 class PaddedShortcut(nn.Module):

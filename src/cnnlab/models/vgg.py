@@ -14,8 +14,8 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models.alexnet import lrn
+from cnnlab.models.norm import NORM_LAYERS, norm_layer
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import NORM_LAYERS, norm_layer
 
 Layer = int | str
 
