@@ -66,3 +66,17 @@ def write_cifar(root, which: str = "cifar10", per_file: int = 8) -> None:
             pickle.dump(batch, f)
     with open(os.path.join(folder, meta), "wb") as f:
         pickle.dump(names, f)
+
+
+def write_fer2013(path, n_per_split: int = 14, seed: int = 0, with_usage: bool = True):
+    """A FER-2013 CSV of random 48x48 faces at ``path`` (a file), emotions cycling 0..6 in each
+    split; without ``with_usage`` it has only emotion,pixels, like Kaggle's later train.csv."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.write("emotion,pixels,Usage\n" if with_usage else "emotion,pixels\n")
+        for usage in ("Training", "PublicTest", "PrivateTest"):
+            for i in range(n_per_split):
+                pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+                f.write(f"{i % 7},{pixels},{usage}\n" if with_usage else f"{i % 7},{pixels}\n")
+    return path

@@ -1,20 +1,33 @@
-"""The shared part of every classification datamodule: transforms, splits, loaders."""
+"""The shared part of every classification datamodule: transforms, splits, loaders, and the
+class subsets and few-shot training sets that work the same way for every dataset."""
 
+import logging
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cnnlab.data.subset import relabel, resolve_classes
 from cnnlab.data.transforms import classification_transforms
+from cnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class ClassificationDataModule(pl.LightningDataModule):
     """Base class: a subclass says what its images are and builds the three split datasets.
 
-    Subclasses set ``native_channels``, ``mean``, ``std`` and implement ``class_names`` and
+    Subclasses set ``native_channels``, ``mean``, ``std`` and implement ``all_class_names``
+    (every class of the dataset, in label order; it must work before ``setup``) and
     ``_build(train_tf, eval_tf) -> (train, val, test)``. Everything the model needs to know
     (``num_classes``, ``in_channels``) comes from here, so nobody types it twice.
+
+    ``classes`` keeps only the named classes, relabelled 0..K-1 in the order given, in every
+    split; ``samples_per_class`` then keeps that many training images per class (drawn with
+    ``split_seed``). ``class_names`` and ``num_classes`` describe what the model sees.
+    ``_build`` works with the dataset's own labels (``all_class_names``); the subset view is
+    put on top of its splits.
     """
 
     task = "classification"
@@ -36,8 +49,21 @@ class ClassificationDataModule(pl.LightningDataModule):
         hflip: bool | None = None,
         split_seed: int = 0,
         pin_memory: bool = False,
+        classes: Sequence | None = None,
+        samples_per_class: int | None = None,
     ) -> None:
         super().__init__()
+        if samples_per_class is not None and (
+            isinstance(samples_per_class, bool)
+            or not isinstance(samples_per_class, int)
+            or samples_per_class < 1
+        ):
+            raise UserError(
+                f"data.samples_per_class={samples_per_class!r} must be a whole number of "
+                "training images per class, at least 1 (or null to keep them all)."
+            )
+        self.classes = None if classes is None else list(classes)
+        self.samples_per_class = samples_per_class
         self.root = root
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -54,8 +80,17 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     # What the model needs to know -------------------------------------------------------
     @property
-    def class_names(self) -> list[str]:
+    def all_class_names(self) -> list[str]:
+        """Every class of the dataset, in the order of its labels."""
         raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes the model tells apart: ``data.classes`` in its order, else all."""
+        names = list(self.all_class_names)
+        if self.classes is None:
+            return names
+        return [names[i] for i in resolve_classes(self.classes, names)]
 
     @property
     def num_classes(self) -> int:
@@ -93,9 +128,32 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set, self.val_set, self.test_set = self._build(
-                self.transforms(train=True), self.transforms(train=False)
-            )
+            splits = self._build(self.transforms(train=True), self.transforms(train=False))
+            self.train_set, self.val_set, self.test_set = self._subset(*splits)
+
+    def _subset(self, train: Dataset, val: Dataset, test: Dataset) -> tuple[Dataset, ...]:
+        """The splits cut to ``classes`` and ``samples_per_class``; untouched when both are null."""
+        if self.classes is None and self.samples_per_class is None:
+            return train, val, test
+        names = list(self.all_class_names)
+        keep = list(range(len(names)))
+        if self.classes is not None:
+            keep = resolve_classes(self.classes, names)
+        generator = self.split_generator()
+        train = relabel(train, keep, self.samples_per_class, generator, names)
+        new_val = relabel(val, keep)
+        test = new_val if test is val else relabel(test, keep)
+        log.info(
+            "%d of %d classes (%s); %d training images%s, %d validation, %d test",
+            len(keep),
+            len(names),
+            ", ".join(names[i] for i in keep),
+            len(train),
+            "" if self.samples_per_class is None else f" ({self.samples_per_class} per class)",
+            len(new_val),
+            len(test),
+        )
+        return train, new_val, test
 
     def split_generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.split_seed)

@@ -14,7 +14,7 @@ from cnnlab.data.classification import ClassificationDataModule
 
 
 class TensorImageDataset(Dataset):
-    """Images held in memory as one float tensor (N, C, H, W) in [0, 1], with labels."""
+    """Images held in memory as one tensor (N, C, H, W), float in [0, 1] or uint8, with labels."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None) -> None:
         self.images, self.labels, self.transform = images, labels, transform
@@ -40,7 +40,7 @@ class DigitsDataModule(ClassificationDataModule):
         self.test_fraction = test_fraction
 
     @property
-    def class_names(self) -> list[str]:
+    def all_class_names(self) -> list[str]:
         return [str(d) for d in range(10)]
 
     def load_images(self) -> tuple[torch.Tensor, torch.Tensor]:

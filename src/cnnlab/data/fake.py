@@ -31,7 +31,7 @@ class FakeDataModule(ClassificationDataModule):
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
 
     @property
-    def class_names(self) -> list[str]:
+    def all_class_names(self) -> list[str]:
         return [f"class_{i}" for i in range(self._num_classes)]
 
     def _build(self, train_tf, eval_tf):

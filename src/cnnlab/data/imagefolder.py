@@ -89,7 +89,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         return os.path.join(self.root, split)
 
     @property
-    def class_names(self) -> list[str]:
+    def all_class_names(self) -> list[str]:
         if self._classes is None:
             train_dir = self.split_dir("train")
             if not os.path.isdir(self.root):
@@ -112,7 +112,7 @@ class ImageFolderDataModule(ClassificationDataModule):
 
     def _samples(self, split: str) -> list[tuple[str, int]]:
         """The images of one split, after checking its classes match train's and none is empty."""
-        directory, classes = self.split_dir(split), self.class_names
+        directory, classes = self.split_dir(split), self.all_class_names
         found = class_folders(directory)
         if found != classes:
             missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))

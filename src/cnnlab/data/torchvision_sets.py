@@ -75,7 +75,7 @@ class TorchvisionDataModule(ClassificationDataModule):
         self.download = download
 
     @property
-    def class_names(self) -> list[str]:
+    def all_class_names(self) -> list[str]:
         return list(self.names)
 
     def files_present(self) -> bool:
