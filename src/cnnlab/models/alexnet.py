@@ -55,6 +55,8 @@ def check_input_size(features: nn.Sequential, height: int, width: int) -> None:
 class AlexNet(nn.Module):
     """conv-relu[-lrn]-pool x2, conv-relu x3, pool, adaptive average pool, 3 linear layers."""
 
+    head_names = ("classifier",)  # the fully connected layers; fine-tuning swaps or retrains them
+
     def __init__(
         self,
         widths: tuple[int, int, int, int, int],

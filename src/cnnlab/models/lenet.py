@@ -12,6 +12,8 @@ from cnnlab.models.registry import register_model
 
 
 class LeNet5(nn.Module):
+    head_names = ("classifier",)  # C5, F6 and the output layer
+
     input_size = 32
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:

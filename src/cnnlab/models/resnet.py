@@ -87,6 +87,8 @@ def _shortcut(in_planes: int, out_planes: int, stride: int, norm: NormLayer) -> 
 class ResNet(nn.Module):
     """Stem (7x7/2 convolution, 3x3/2 max pool), four stages, global average pool, classifier."""
 
+    head_names = ("fc",)
+
     def __init__(
         self,
         block: type[BasicBlock | Bottleneck],

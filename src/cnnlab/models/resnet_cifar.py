@@ -53,6 +53,8 @@ class CifarBlock(nn.Module):
 class CifarResNet(nn.Module):
     """6n + 2 layers: stem, three stages of n blocks (16, 32, 64 filters), pool, classifier."""
 
+    head_names = ("fc",)
+
     def __init__(
         self, n: int, num_classes: int = 10, in_channels: int = 3, norm: str = "torch"
     ) -> None:

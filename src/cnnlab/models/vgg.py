@@ -65,6 +65,8 @@ class VGG(nn.Module):
     it is one linear layer from the 512 1x1 maps of a 32x32 image, as CIFAR VGGs do.
     """
 
+    head_names = ("classifier",)  # the fully connected layers
+
     def __init__(
         self,
         features: nn.Sequential,
