@@ -34,9 +34,10 @@ def test_data_configs_instantiate(make_cfg, name):
 @pytest.mark.parametrize("name", choices("model"))
 def test_model_configs_instantiate(make_cfg, name):
     cfg = make_cfg([f"model={name}"])
-    if "small_input" in cfg.model:  # configs keep the 224x224 layout; this test feeds 32x32
-        cfg.model.small_input = True
-    net = instantiate(cfg.model, num_classes=7, in_channels=1)
+    net, weights = build.build_network(cfg.model, num_classes=7, in_channels=1, image_size=32)
+    assert weights is None  # nothing is downloaded unless asked
+    assert getattr(net, "small_input", True)  # a null small_input follows the 32-pixel images
+    net.eval()
     assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
 
 

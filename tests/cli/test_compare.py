@@ -232,3 +232,18 @@ def test_console_script_error_is_one_line(tmp_path):
         f"cnnlab-compare: error: No such folder: {tmp_path / 'nowhere'}. Give run folders "
         "(outputs/train/<time>) or sweep folders (the one cnnlab-train -m printed) to compare."
     )
+
+
+def test_mean_over_seeds_groups_the_other_overrides():
+    from cnnlab.report.runs import Run
+    from cnnlab.report.table import mean_table
+
+    runs = [
+        Run(Path(f"r{i}"), metrics={"test/acc": acc}, label=f"finetune={arm} seed={seed}")
+        for i, (arm, seed, acc) in enumerate(
+            [("full", 0, 0.8), ("full", 1, 0.9), ("scratch", 0, 0.5), ("scratch", 1, 0.7)]
+        )
+    ]
+    text = mean_table(runs, ["test/acc"], "seed")
+    assert "| finetune=full | 2 | 0.8500 ± 0.0707 |" in text
+    assert "| finetune=scratch | 2 | 0.6000 ± 0.1414 |" in text

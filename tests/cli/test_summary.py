@@ -85,3 +85,16 @@ def test_console_script(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "Traceback" not in bad.stdout + bad.stderr
     assert "features.3" in bad.stdout + bad.stderr
+
+
+def test_readme_model_table_is_what_cnnlab_summary_prints() -> None:
+    """The README's table comes from `cnnlab-summary models_table=true`; spot-check its rows."""
+    from cnnlab.cli.app import config_dir
+    from cnnlab.report.model_zoo import zoo_markdown, zoo_rows
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = zoo_rows(config_dir(), ["lenet", "alexnet_2012", "googlenet", "resnet20"])
+    for line in zoo_markdown(rows).splitlines():
+        assert line in readme, line
+    assert "| `lenet` | - | - | 61,706 |" in readme
+    assert "| `googlenet` | 6,624,904 |" in readme

@@ -9,8 +9,11 @@ from hydra.utils import get_class
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.callbacks.finetune import Finetune
 from cnnlab.callbacks.run_config import StoreConfig
+from cnnlab.cli.pretrained import active_finetune, load_configured_weights
 from cnnlab.errors import UserError
+from cnnlab.models.registry import small_input_for
 from cnnlab.tasks import TASK_MODULES
 
 log = logging.getLogger("cnnlab")
@@ -47,30 +50,68 @@ def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]
     return task, instantiate(kwargs)
 
 
+def build_network(
+    model_cfg: DictConfig, num_classes: int, in_channels: int, image_size: int | None
+):
+    """The network of ``model_cfg`` for these sizes, and the torchvision weights name it asks for.
+
+    A ``small_input`` left null is decided by the image size (``small_input_for``).
+    """
+    kwargs = OmegaConf.to_container(model_cfg, resolve=True)
+    weights = kwargs.pop("weights", None)
+    if "small_input" in kwargs and kwargs["small_input"] is None:
+        kwargs["small_input"] = small_input_for(image_size)
+        log.info(
+            "model.small_input=%s, chosen from the %s-pixel images (small layout up to 64).",
+            str(kwargs["small_input"]).lower(),
+            image_size,
+        )
+    net = instantiate(kwargs, num_classes=num_classes, in_channels=in_channels)
+    return net, weights
+
+
 def build_module(
-    cfg: DictConfig, task: str, datamodule: pl.LightningDataModule
+    cfg: DictConfig, task: str, datamodule: pl.LightningDataModule, load_weights: bool = True
 ) -> pl.LightningModule:
-    """Network, optimizer and scheduler factories, wrapped in the task's LightningModule."""
-    sizes = {"num_classes": datamodule.num_classes, "in_channels": datamodule.in_channels}
-    net = instantiate(cfg.model, **sizes)
+    """Network, optimizer and scheduler factories, wrapped in the task's LightningModule.
+
+    Pretrained weights (``model.weights``, ``finetune.weights``) are loaded when
+    ``load_weights``; a resumed run or an evaluation takes its weights from the checkpoint.
+    """
+    net, weights = build_network(
+        cfg.model, datamodule.num_classes, datamodule.in_channels, datamodule.image_size
+    )
+    finetune = active_finetune(cfg.get("finetune"))
+    if load_weights:
+        arch = cfg.model._target_.rsplit(".", 1)[-1]
+        load_configured_weights(net, arch, weights, finetune)
     module_cls = get_class(TASK_MODULES[task])
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}
     return module_cls(
         net=net,
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
         num_classes=datamodule.num_classes,
         **cfg.get("module", {}),
+        **extra,
     )
 
 
 def build_callbacks(
-    callbacks_cfg: DictConfig | None, config: dict | None = None
+    callbacks_cfg: DictConfig | None,
+    config: dict | None = None,
+    finetune_cfg: DictConfig | None = None,
 ) -> list[pl.Callback]:
-    """Every callback of the ``callbacks`` group, plus one that stores ``config`` in checkpoints."""
+    """Every callback of the ``callbacks`` group, one that stores ``config`` in checkpoints, and
+    the fine-tuning strategy's."""
     callbacks = [instantiate(c) for c in (callbacks_cfg or {}).values() if c is not None]
     if config is not None:
         callbacks.append(StoreConfig(config))
+    if active_finetune(finetune_cfg):
+        callbacks.append(
+            Finetune(finetune_cfg.strategy, finetune_cfg.freeze_epochs, finetune_cfg.train_bn)
+        )
     return callbacks
 
 

@@ -37,11 +37,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="table columns, e.g. --metrics test/acc test/loss epoch (default: the test and "
         "validation metrics and the epoch count)",
     )
+    parser.add_argument(
+        "--mean-over",
+        default=None,
+        metavar="KEY",
+        help="also a table averaged over the runs that differ only in the override KEY=..., "
+        "e.g. --mean-over seed (mean ± standard deviation and the number of runs)",
+    )
     return parser.parse_args(argv)
 
 
 def compare(
-    dirs: list[Path], out: Path | None = None, metrics: list[str] | None = None, command: str = ""
+    dirs: list[Path],
+    out: Path | None = None,
+    metrics: list[str] | None = None,
+    command: str = "",
+    mean_over: str | None = None,
 ) -> tuple[str, list[Path]]:
     """Read the runs under ``dirs``; write the Markdown table and the figure into ``out``.
 
@@ -51,7 +62,7 @@ def compare(
     from cnnlab.report.curves import plot_comparison
     from cnnlab.report.runs import find_runs, is_run, label_runs
     from cnnlab.report.scalars import read_scalars
-    from cnnlab.report.table import choose_columns, markdown_table
+    from cnnlab.report.table import choose_columns, markdown_table, mean_table
 
     runs = find_runs(dirs)
     shared = label_runs(runs)
@@ -69,6 +80,8 @@ def compare(
     if shared:
         lines += ["Common to all runs: " + " ".join(f"`{o}`" for o in shared) + ".", ""]
     lines += [markdown_table(runs, columns), ""]
+    if mean_over:
+        lines += [mean_table(runs, columns, mean_over), ""]
     lines += [f"- {r.label}: {r.path} ({r.note})" for r in runs if r.note]
     text = "\n".join(lines).rstrip() + "\n"
 
@@ -89,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics = [m for item in args.metrics for m in item.split(",") if m] if args.metrics else None
 
     def body() -> None:
-        text, written = compare(args.dirs, args.out, metrics, " ".join([PROG, *given]))
+        text, written = compare(
+            args.dirs, args.out, metrics, " ".join([PROG, *given]), args.mean_over
+        )
         print(text)
         for path in written:
             print(f"wrote {path}")

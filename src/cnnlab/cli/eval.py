@@ -29,7 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task, datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg, task, datamodule)
+    module = build.build_module(cfg, task, datamodule, load_weights=False)
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as e:  # names and shapes of the mismatched tensors

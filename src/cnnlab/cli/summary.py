@@ -1,5 +1,8 @@
 """cnnlab-summary: the layer table of a model for one input size, with its totals."""
 
+import os
+import sys
+
 from omegaconf import DictConfig
 
 from cnnlab.cli.app import entry_point
@@ -7,7 +10,7 @@ from cnnlab.cli.app import entry_point
 
 def summary(cfg: DictConfig) -> str:
     """Build ``cfg.model`` for the configured sizes and return its layer table as text."""
-    from cnnlab.cli.build import instantiate
+    from cnnlab.cli.build import build_network
     from cnnlab.errors import UserError
     from cnnlab.report.layer_table import layer_table, render
 
@@ -16,7 +19,7 @@ def summary(cfg: DictConfig) -> str:
             f"input_size, in_channels and num_classes must be at least 1, got "
             f"{cfg.input_size}, {cfg.in_channels}, {cfg.num_classes}."
         )
-    model = instantiate(cfg.model, num_classes=cfg.num_classes, in_channels=cfg.in_channels)
+    model, _ = build_network(cfg.model, cfg.num_classes, cfg.in_channels, cfg.input_size)
     table = layer_table(model, cfg.input_size, cfg.in_channels, cfg.get("depth"))
     title = (
         f"{type(model).__name__} on a {cfg.in_channels} x {cfg.input_size} x {cfg.input_size} "
@@ -25,9 +28,21 @@ def summary(cfg: DictConfig) -> str:
     return f"{title}\n{render(table)}"
 
 
+def models_table(cfg: DictConfig) -> str:
+    """Every model config's parameters and mult-adds at 224 and at 32 pixels, as Markdown."""
+    from cnnlab.cli.app import config_dir
+    from cnnlab.report.model_zoo import zoo_markdown, zoo_rows
+
+    return zoo_markdown(zoo_rows(config_dir()))
+
+
 @entry_point("summary")
 def main(cfg: DictConfig) -> None:
-    print(summary(cfg))
+    text = models_table(cfg) if cfg.get("models_table") else summary(cfg)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `cnnlab-summary ... | head` closed the pipe: nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task, datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg, task, datamodule)
+    module = build.build_module(cfg, task, datamodule, load_weights=not cfg.get("ckpt_path"))
     plain_cfg = OmegaConf.to_container(cfg, resolve=False)
-    callbacks = build.build_callbacks(cfg.get("callbacks"), config=plain_cfg)
+    callbacks = build.build_callbacks(
+        cfg.get("callbacks"), config=plain_cfg, finetune_cfg=cfg.get("finetune")
+    )
     trainer = build.build_trainer(cfg.trainer, callbacks, build.build_loggers(cfg.get("logger")))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)

@@ -2,6 +2,7 @@
 
 from cnnlab.models import (  # noqa: F401  (importing a family registers its builders)
     alexnet,
+    googlenet,
     lenet,
     resnet,
     resnet_cifar,

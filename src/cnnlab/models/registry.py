@@ -21,8 +21,9 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     return decorate
 
 
-def list_models() -> list[str]:
-    return sorted(_BUILDERS)
+def list_models(sorted_: bool = True) -> list[str]:
+    """The registered names, sorted, or in the order they were registered."""
+    return sorted(_BUILDERS) if sorted_ else list(_BUILDERS)
 
 
 def get_model(name: str, **kwargs) -> nn.Module:
@@ -31,3 +32,15 @@ def get_model(name: str, **kwargs) -> nn.Module:
         available = ", ".join(list_models())
         raise UserError(f"There is no model named {name!r}. Available models: {available}.")
     return _BUILDERS[name](**kwargs)
+
+
+# Images at most this many pixels a side get the small-input (CIFAR-style) layout when a model
+# config leaves ``small_input`` null: digits and CIFAR (32), MNIST (28), FER-2013 (48),
+# Tiny ImageNet (64). The ImageNet stems shrink such images to a few pixels before the first
+# stage; from 65 pixels on, the ImageNet layout is kept.
+SMALL_INPUT_MAX = 64
+
+
+def small_input_for(image_size: int | None) -> bool:
+    """Whether an ``image_size`` x ``image_size`` input wants the small-input layout."""
+    return image_size is not None and image_size <= SMALL_INPUT_MAX

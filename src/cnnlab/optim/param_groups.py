@@ -2,6 +2,7 @@
 
 from torch import nn
 
+from cnnlab.models.parts import split_parameters
 from cnnlab.nn import BatchNormBase
 
 _NORM_TYPES = (
@@ -34,3 +35,25 @@ def weight_decay_groups(model: nn.Module, decay_norm_and_bias: bool = False) -> 
     if rest:
         groups.append({"params": rest, "weight_decay": 0.0})
     return groups
+
+
+def finetune_groups(
+    model: nn.Module, decay_norm_and_bias: bool = False, backbone_lr_scale: float = 1.0
+) -> list[dict]:
+    """``weight_decay_groups`` split into head and backbone, each group with an ``lr_scale``.
+
+    The head's groups come first (so ``param_groups[0]`` carries the optimizer's own rate); the
+    backbone's take ``backbone_lr_scale`` times it. The training module multiplies each group's
+    ``lr`` by its ``lr_scale`` once, before the schedule is built on top.
+    """
+    groups = weight_decay_groups(model, decay_norm_and_bias)
+    if backbone_lr_scale == 1.0:
+        return groups
+    head = {id(p) for p in split_parameters(model)[1]}
+    split: list[dict] = []
+    for in_head, scale in ((True, 1.0), (False, backbone_lr_scale)):
+        for group in groups:
+            params = [p for p in group["params"] if (id(p) in head) == in_head]
+            if params:
+                split.append({**group, "params": params, "lr_scale": scale})
+    return split

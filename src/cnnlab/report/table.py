@@ -51,3 +51,29 @@ def markdown_table(runs: list[Run], columns: list[str]) -> str:
         cells += [_cell(run.metrics.get(key), key) for key in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mean_table(runs: list[Run], columns: list[str], over: str) -> str:
+    """Runs that differ only in the override ``over=...`` (e.g. ``seed``), averaged: one row per
+    group with the mean, the standard deviation across runs and their number."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        rest = [p for p in run.label.split(" ") if not p.startswith(f"{over}=")]
+        groups.setdefault(" ".join(rest) or "(all)", []).append(run)
+    lines = [
+        "| " + " | ".join([f"runs (mean over {over})", "n", *columns]) + " |",
+        "| " + " | ".join(["---"] * (len(columns) + 2)) + " |",
+    ]
+    for label, members in groups.items():
+        cells = [label.replace("|", "\\|"), str(len(members))]
+        for key in columns:
+            values = [r.metrics.get(key) for r in members]
+            numbers = [float(v) for v in values if isinstance(v, int | float)]
+            if not numbers:
+                cells.append("–")
+                continue
+            mean = sum(numbers) / len(numbers)
+            std = (sum((v - mean) ** 2 for v in numbers) / max(1, len(numbers) - 1)) ** 0.5
+            cells.append(f"{mean:.4f} ± {std:.4f}" if len(numbers) > 1 else f"{mean:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnnlab.optim.param_groups import weight_decay_groups
+from cnnlab.optim.param_groups import finetune_groups
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,12 @@ class ClassificationModule(pl.LightningModule):
     ``scheduler`` a factory ``(optimizer, total_steps=, steps_per_epoch=) -> LRScheduler``
     stepped after every optimizer step, or None for a constant rate.
     Logged: train/loss (per step), train/acc, val/loss, val/acc, test/loss, test/acc,
-    test/acc_top5 (more than five classes), lr.
+    test/acc_top5 (more than five classes), lr (the head's rate when the backbone has its own).
+
+    A network may return ``(logits, *aux_logits)`` in training (GoogLeNet's auxiliary
+    classifiers): the loss adds ``net.aux_weight`` times each auxiliary cross-entropy, and the
+    accuracy counts the main logits only. ``backbone_lr_scale`` (fine-tuning) gives the
+    backbone's parameters that multiple of the optimizer's learning rate.
     """
 
     def __init__(
@@ -32,6 +37,7 @@ class ClassificationModule(pl.LightningModule):
         num_classes: int = 10,
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.net = net
@@ -39,6 +45,7 @@ class ClassificationModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.label_smoothing = label_smoothing
         self.decay_norm_and_bias = decay_norm_and_bias
+        self.backbone_lr_scale = backbone_lr_scale
         acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = acc.clone(), acc.clone(), acc.clone()
         self.test_top5 = (
@@ -54,8 +61,15 @@ class ClassificationModule(pl.LightningModule):
 
     def _step(self, batch, label_smoothing: float = 0.0):
         x, y = batch
-        logits = self(x)
-        return F.cross_entropy(logits, y, label_smoothing=label_smoothing), logits, y
+        out = self(x)
+        logits, *aux = out if isinstance(out, tuple) else (out,)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if aux:
+            weight = getattr(self.net, "aux_weight", 0.0)
+            loss = loss + weight * sum(
+                F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux
+            )
+        return loss, logits, y
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, y = self._step(batch, self.label_smoothing)
@@ -83,8 +97,10 @@ class ClassificationModule(pl.LightningModule):
     # Optimisation ----------------------------------------------------------------------
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(
-            params=weight_decay_groups(self.net, self.decay_norm_and_bias)
+            params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale)
         )
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
