@@ -1,5 +1,6 @@
 """Small data sets in real on-disk formats, written by tests (no download, no network)."""
 
+import json
 import os
 import pickle
 import struct
@@ -80,3 +81,77 @@ def write_fer2013(path, n_per_split: int = 14, seed: int = 0, with_usage: bool =
                 pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
                 f.write(f"{i % 7},{pixels},{usage}\n" if with_usage else f"{i % 7},{pixels}\n")
     return path
+
+
+# Detection -------------------------------------------------------------------------------------
+DET_SIZE = (64, 48)  # width, height of every detection test image
+# Category ids out of order and with gaps: labels follow the id order (cat 1, dog 2, fox 3).
+COCO_CATEGORIES = ({"id": 7, "name": "fox"}, {"id": 2, "name": "cat"}, {"id": 5, "name": "dog"})
+
+
+def _det_image(path, index: int) -> None:
+    """A 64x48 picture with a grey gradient, saved as PNG or JPEG by the file's extension."""
+    x = np.linspace(0, 255, DET_SIZE[0], dtype=np.float32)
+    pixels = np.broadcast_to((x + 20 * index) % 256, (DET_SIZE[1], DET_SIZE[0]))
+    rgb = np.stack([pixels, pixels[:, ::-1], np.full_like(pixels, 60)], axis=2)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+
+
+def write_coco(root, folders=("train2017", "val2017"), n_images: int = 3) -> dict:
+    """COCO instances files ``root/annotations/instances_<folder>.json`` and PNG/JPEG images in
+    ``root/<folder>/``. Image i of folder k has id 100 * (k + 1) + i; image 0 holds a cat
+    [4, 6, 20, 10] (xywh) and a fox, image 1 a dog and a crowd dog, the rest nothing.
+    Returns {folder: json path}."""
+    paths = {}
+    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+    for k, folder in enumerate(folders):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        images, anns = [], []
+        for i in range(n_images):
+            image_id, name = 100 * (k + 1) + i, f"{i:03d}.{'png' if i % 2 == 0 else 'jpg'}"
+            _det_image(os.path.join(root, folder, name), i)
+            images.append({"id": image_id, "file_name": name, "width": 64, "height": 48})
+            objects = {0: [(2, [4, 6, 20, 10], 0), (7, [30, 0, 34, 48], 0)]}
+            objects[1] = [(5, [10, 10, 30, 30], 0), (5, [0, 0, 8, 8], 1)]
+            for cat, bbox, crowd in objects.get(i, []):
+                anns.append(
+                    {"id": len(anns) + 1, "image_id": image_id, "category_id": cat,
+                     "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": crowd}
+                )  # fmt: skip
+        data = {"images": images, "annotations": anns, "categories": list(COCO_CATEGORIES)}
+        paths[folder] = os.path.join(root, "annotations", f"instances_{folder}.json")
+        with open(paths[folder], "w") as f:
+            json.dump(data, f)
+    return paths
+
+
+VOC_OBJECT = """  <object><name>{name}</name><difficult>{difficult}</difficult>
+    <bndbox><xmin>{0}</xmin><ymin>{1}</ymin><xmax>{2}</xmax><ymax>{3}</ymax></bndbox></object>
+"""
+
+
+def write_voc_xml(path, objects, size=DET_SIZE) -> None:
+    """A VOC annotation; ``objects``: (name, (xmin, ymin, xmax, ymax) 1-based, difficult)."""
+    body = "".join(VOC_OBJECT.format(*box, name=n, difficult=int(d)) for n, box, d in objects)
+    with open(path, "w") as f:
+        f.write(
+            f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height>"
+            f"<depth>3</depth></size>\n{body}</annotation>\n"
+        )
+
+
+def write_voc(root, splits=("train", "val"), n_images: int = 3) -> None:
+    """A year-free VOC folder: ``JPEGImages/<split>_<i>.jpg``, ``Annotations/<same>.xml``,
+    ``ImageSets/Main/<split>.txt``. Image 0 of a split holds a cat (1-based 5, 7, 24, 16) and a
+    difficult dog, image 1 a person, the rest nothing."""
+    for folder in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    objects = {0: [("cat", (5, 7, 24, 16), 0), ("dog", (30, 1, 64, 48), 1)]}
+    objects[1] = [("person", (10, 10, 40, 40), 0)]
+    for split in splits:
+        ids = [f"{split}_{i}" for i in range(n_images)]
+        for i, name in enumerate(ids):
+            _det_image(os.path.join(root, "JPEGImages", f"{name}.jpg"), i)
+            write_voc_xml(os.path.join(root, "Annotations", f"{name}.xml"), objects.get(i, []))
+        with open(os.path.join(root, "ImageSets", "Main", f"{split}.txt"), "w") as f:
+            f.write("\n".join(ids) + "\n")

@@ -38,9 +38,9 @@ def test_googlenet_with_aux_classifiers_trains_one_batch(make_cfg):
 def test_small_input_follows_the_image_size(make_cfg):
     cfg = make_cfg(["model=alexnet"])
     assert cfg.model.small_input is None
-    small, _ = build.build_network(cfg.model, 10, 1, image_size=32)
-    large, _ = build.build_network(cfg.model, 10, 1, image_size=224)
+    small = build.build_network(cfg.model, 10, 1, image_size=32)
+    large = build.build_network(cfg.model, 10, 1, image_size=224)
     assert small.small_input and not large.small_input
     cfg.model.small_input = False  # a value the user set wins
-    forced, _ = build.build_network(cfg.model, 10, 1, image_size=32)
+    forced = build.build_network(cfg.model, 10, 1, image_size=32)
     assert not forced.small_input

@@ -1,4 +1,4 @@
-"""experiment=finetune_digits with one seed and one strategy: transfer from 0-4 beats scratch on 5-9."""
+"""experiment=finetune_digits, one seed, one strategy: transfer from 0-4 beats scratch on 5-9."""
 
 from cnnlab.cli.train import train
 

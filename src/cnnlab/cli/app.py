@@ -10,7 +10,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from cnnlab.cli import resolvers
 from cnnlab.errors import UserError
+
+resolvers.register()
 
 log = logging.getLogger("cnnlab")
 

@@ -1,13 +1,16 @@
 """Config -> objects. The only place where ``hydra.utils.instantiate`` is called."""
 
+import inspect
 import logging
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.errors import InstantiationException
-from hydra.utils import get_class
+from hydra.utils import get_class, get_method
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from cnnlab.callbacks.finetune import Finetune
 from cnnlab.callbacks.run_config import StoreConfig
@@ -50,15 +53,60 @@ def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]
     return task, instantiate(kwargs)
 
 
-def build_network(
-    model_cfg: DictConfig, num_classes: int, in_channels: int, image_size: int | None
-):
-    """The network of ``model_cfg`` for these sizes, and the torchvision weights name it asks for.
+def model_task(target: str) -> str:
+    """The task a model builder serves, from its module (``cnnlab.models.detection.*``)."""
+    for task in ("detection", "segmentation"):
+        if target.startswith(f"cnnlab.models.{task}"):
+            return task
+    return "classification"
 
-    A ``small_input`` left null is decided by the image size (``small_input_for``).
+
+def models_for_task(task: str) -> list[str]:
+    """The names of the model configs (configs/model/*.yaml) whose builder serves ``task``."""
+    from cnnlab.cli.app import config_dir
+
+    names = []
+    for path in sorted((Path(config_dir()) / "model").glob("*.yaml")):
+        target = OmegaConf.load(path).get("_target_", "")
+        if model_task(target) == task:
+            names.append(path.stem)
+    return names
+
+
+def check_task(model_cfg: DictConfig, task: str) -> None:
+    """Refuse a model of another task than the data's, naming the models that fit."""
+    serves = model_task(model_cfg.get("_target_", ""))
+    if serves != task:
+        fits = ", ".join(models_for_task(task)) or "(none yet)"
+        raise UserError(
+            f"The model {model_cfg._target_.rsplit('.', 1)[-1]} is a {serves} model, and the "
+            f"data (data.task={task}) is for {task}. Models for {task}: {fits} (model=NAME)."
+        )
+
+
+def build_network(
+    model_cfg: DictConfig,
+    num_classes: int,
+    in_channels: int,
+    image_size: int | None,
+    finetune: DictConfig | None = None,
+    load_weights: bool = True,
+) -> nn.Module:
+    """The network of ``model_cfg`` for these sizes, with its pretrained weights when asked.
+
+    A ``small_input`` left null is decided by the image size (``small_input_for``). A
+    ``backbone`` node (detection and segmentation models) is built first, as a classification
+    network with its own ``weights``, and handed to the model's builder. ``weights`` goes to a
+    builder that takes it (torchvision's detectors); otherwise cnnlab loads it
+    (``cli/pretrained.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
+    eval, summaries) builds with fresh weights only.
     """
     kwargs = OmegaConf.to_container(model_cfg, resolve=True)
-    weights = kwargs.pop("weights", None)
+    target = kwargs["_target_"]
+    takes = inspect.signature(get_method(target)).parameters
+    weights = None if "weights" in takes else kwargs.pop("weights", None)
+    if not load_weights:  # a builder that loads weights itself builds without them
+        kwargs.update({key: None for key in ("weights", "weights_backbone") if key in takes})
     if "small_input" in kwargs and kwargs["small_input"] is None:
         kwargs["small_input"] = small_input_for(image_size)
         log.info(
@@ -66,8 +114,18 @@ def build_network(
             str(kwargs["small_input"]).lower(),
             image_size,
         )
+    if isinstance(kwargs.get("backbone"), dict):
+        kwargs["backbone"] = build_network(
+            OmegaConf.create(kwargs["backbone"]),
+            1000,  # the backbone's own classifier is not used; 1,000 fits ImageNet weights
+            in_channels,
+            image_size,
+            load_weights=load_weights,
+        )
     net = instantiate(kwargs, num_classes=num_classes, in_channels=in_channels)
-    return net, weights
+    if load_weights:
+        load_configured_weights(net, target.rsplit(".", 1)[-1], weights, finetune)
+    return net
 
 
 def build_module(
@@ -78,13 +136,23 @@ def build_module(
     Pretrained weights (``model.weights``, ``finetune.weights``) are loaded when
     ``load_weights``; a resumed run or an evaluation takes its weights from the checkpoint.
     """
-    net, weights = build_network(
-        cfg.model, datamodule.num_classes, datamodule.in_channels, datamodule.image_size
-    )
+    check_task(cfg.model, task)
     finetune = active_finetune(cfg.get("finetune"))
-    if load_weights:
-        arch = cfg.model._target_.rsplit(".", 1)[-1]
-        load_configured_weights(net, arch, weights, finetune)
+    if finetune and task != "classification":
+        raise UserError(
+            f"finetune={finetune.strategy} applies to classification models. For {task}, start "
+            "from pretrained weights with model.weights=... (torchvision's) or "
+            "model.backbone.weights=IMAGENET1K_V1, and freeze early stages with "
+            "model.trainable_layers=N."
+        )
+    net = build_network(
+        cfg.model,
+        datamodule.num_classes,
+        datamodule.in_channels,
+        getattr(datamodule, "image_size", None),
+        finetune,
+        load_weights,
+    )
     module_cls = get_class(TASK_MODULES[task])
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}

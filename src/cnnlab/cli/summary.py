@@ -19,7 +19,9 @@ def summary(cfg: DictConfig) -> str:
             f"input_size, in_channels and num_classes must be at least 1, got "
             f"{cfg.input_size}, {cfg.in_channels}, {cfg.num_classes}."
         )
-    model, _ = build_network(cfg.model, cfg.num_classes, cfg.in_channels, cfg.input_size)
+    model = build_network(
+        cfg.model, cfg.num_classes, cfg.in_channels, cfg.input_size, load_weights=False
+    )
     table = layer_table(model, cfg.input_size, cfg.in_channels, cfg.get("depth"))
     title = (
         f"{type(model).__name__} on a {cfg.in_channels} x {cfg.input_size} x {cfg.input_size} "

@@ -22,7 +22,7 @@ def measure(model_cfg, size: int, channels: int, classes: int) -> tuple[int, int
     from cnnlab.cli.build import build_network
 
     try:
-        net, _ = build_network(model_cfg, classes, channels, size)
+        net = build_network(model_cfg, classes, channels, size, load_weights=False)
         table = layer_table(net, size, channels)
     except UserError:  # e.g. LeNet-5 takes 32x32 images only
         return None
@@ -48,8 +48,10 @@ def lecture_order(names: list[str]) -> list[str]:
 
 def zoo_rows(config_dir: str | Path, names: list[str] | None = None) -> list[list[str]]:
     """One row per model config: name, then params and mult-adds for each setting."""
+    from cnnlab.cli.build import models_for_task
+
     folder = Path(config_dir) / "model"
-    names = names or lecture_order([p.stem for p in folder.glob("*.yaml")])
+    names = names or lecture_order(models_for_task("classification"))
     rows = []
     for name in names:
         cfg = OmegaConf.load(folder / f"{name}.yaml")

@@ -1,3 +1,6 @@
 """LightningModules, one per task: the data config's `task` picks one."""
 
-TASK_MODULES = {"classification": "cnnlab.tasks.classification.ClassificationModule"}
+TASK_MODULES = {
+    "classification": "cnnlab.tasks.classification.ClassificationModule",
+    "detection": "cnnlab.tasks.detection.DetectionModule",
+}

@@ -1,6 +1,5 @@
 """Image classification: cross-entropy, top-1 (and top-5) accuracy, per-step schedules."""
 
-import logging
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -9,17 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnnlab.optim.param_groups import finetune_groups
-
-log = logging.getLogger(__name__)
+from cnnlab.tasks.optimization import OptimizationMixin
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(OptimizationMixin, pl.LightningModule):
     """Trains ``net`` (images (B, C, H, W) -> logits (B, num_classes)).
 
     ``optimizer`` is a factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_``);
     ``scheduler`` a factory ``(optimizer, total_steps=, steps_per_epoch=) -> LRScheduler``
-    stepped after every optimizer step, or None for a constant rate.
+    stepped after every optimizer step, or None for a constant rate (see OptimizationMixin).
     Logged: train/loss (per step), train/acc, val/loss, val/acc, test/loss, test/acc,
     test/acc_top5 (more than five classes), lr (the head's rate when the backbone has its own).
 
@@ -41,11 +38,8 @@ class ClassificationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.init_optimization(optimizer, scheduler, decay_norm_and_bias, backbone_lr_scale)
         self.label_smoothing = label_smoothing
-        self.decay_norm_and_bias = decay_norm_and_bias
-        self.backbone_lr_scale = backbone_lr_scale
         acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = acc.clone(), acc.clone(), acc.clone()
         self.test_top5 = (
@@ -53,8 +47,6 @@ class ClassificationModule(pl.LightningModule):
             if num_classes > 5
             else None
         )
-        self._planned_steps: int | None = None  # total steps of the schedule being followed
-        self._restored_plan: int | None = None  # the checkpoint's total, when resuming
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -76,7 +68,7 @@ class ClassificationModule(pl.LightningModule):
         self.train_acc(logits, y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
+        self.log_lr()
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -93,46 +85,3 @@ class ClassificationModule(pl.LightningModule):
         if self.test_top5 is not None:
             self.test_top5(logits, y)
             self.log("test/acc_top5", self.test_top5, on_epoch=True)
-
-    # Optimisation ----------------------------------------------------------------------
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(
-            params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale)
-        )
-        for group in optimizer.param_groups:
-            group["lr"] *= group.get("lr_scale", 1.0)
-        if self.scheduler_factory is None:
-            return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        self._planned_steps = total
-        scheduler = self.scheduler_factory(optimizer, total_steps=total, steps_per_epoch=per_epoch)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["cnnlab_schedule"] = {"total_steps": self._planned_steps}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._restored_plan = checkpoint.get("cnnlab_schedule", {}).get("total_steps")
-
-    def on_train_start(self) -> None:
-        """After a resume: put the rebuilt schedule's rate for the restored step in place."""
-        configs = self.trainer.lr_scheduler_configs
-        if not configs:
-            return
-        sched = configs[0].scheduler
-        for group, base, fn in zip(
-            sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
-        ):
-            group["lr"] = base * fn(sched.last_epoch)
-        if self._restored_plan is not None and self._restored_plan != self._planned_steps:
-            log.info(
-                "Resumed at step %d: the learning-rate schedule was rebuilt for %d total steps "
-                "(the checkpoint's run planned %d) and continues from the restored step.",
-                self.global_step,
-                self._planned_steps,
-                self._restored_plan,
-            )

@@ -1,0 +1,149 @@
+"""The shared part of every detection datamodule: the batch format, transforms and loaders.
+
+A batch is ``(images, targets)``: ``images`` a list of float tensors (3, H, W) in [0, 1], not
+normalised (torchvision's detectors normalise and resize themselves), ``targets`` a list of
+dicts ``{"boxes": float (N, 4) x1, y1, x2, y2 in pixels of the returned image, "labels": int64
+(N,) in 1..K, "iscrowd": int64 (N,), "image_id": int}``. Label 0 is the background, as in
+torchvision, so ``num_classes`` is the number of object classes + 1. ``iscrowd`` marks objects
+that evaluation should ignore (COCO crowd regions, VOC difficult objects); training targets
+never hold them, so there it is all zeros. Images may differ in size, so nothing is stacked.
+"""
+
+import random
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
+
+SCALE_JITTER = (0.85, 1.15)  # train-time range of the random resize factor
+
+
+def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """Keep images and targets as lists: detection images need not share a size."""
+    images, targets = zip(*batch, strict=True) if batch else ((), ())
+    return list(images), list(targets)
+
+
+def make_target(boxes, labels, image_id: int, iscrowd=None) -> dict:
+    """A target dict in the batch format, from anything ``torch.as_tensor`` takes."""
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    if iscrowd is None:
+        iscrowd = torch.zeros_like(labels)
+    iscrowd = torch.as_tensor(iscrowd, dtype=torch.int64).reshape(-1)
+    return {"boxes": boxes, "labels": labels, "iscrowd": iscrowd, "image_id": int(image_id)}
+
+
+class DetectionTransform:
+    """Resize (shorter side to ``image_size``), then at train time a random horizontal flip and
+    a mild random scale; the boxes are moved with the image (``tv_tensors.BoundingBoxes``).
+
+    Takes a uint8 tensor (3, H, W) and a target dict, returns a float image in [0, 1] and the
+    target with its boxes in the new image's pixels. ``image_size=None`` keeps the size.
+    """
+
+    def __init__(self, image_size: int | None, train: bool, hflip: float = 0.5) -> None:
+        self.image_size, self.train, self.hflip = image_size, train, hflip
+
+    def _short_side(self, height: int, width: int) -> int | None:
+        side = self.image_size
+        if self.train:
+            side = (side or min(height, width)) * random.uniform(*SCALE_JITTER)
+        return None if side is None else max(1, round(side))
+
+    def __call__(self, image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+        image = tv_tensors.Image(image)
+        height, width = image.shape[-2:]
+        boxes = tv_tensors.BoundingBoxes(
+            target["boxes"], format="XYXY", canvas_size=(height, width)
+        )
+        side = self._short_side(height, width)
+        if side is not None and side != min(height, width):
+            image = F.resize(image, [side], antialias=True)
+            boxes = F.resize(boxes, [side])
+        if self.train and random.random() < self.hflip:
+            image, boxes = F.horizontal_flip(image), F.horizontal_flip(boxes)
+        image = F.to_dtype(image, torch.float32, scale=True)
+        target = {**target, "boxes": boxes.as_subclass(torch.Tensor).float()}
+        return image.as_subclass(torch.Tensor), target
+
+
+class DetectionDataModule(pl.LightningDataModule):
+    """Base class: a subclass names its classes (``class_names``, usable before ``setup``) and
+    builds the three split datasets in ``_build(train_tf, eval_tf) -> (train, val, test)``;
+    each item of a dataset is ``(image, target)`` in the batch format above.
+
+    ``drop_invalid_boxes``: a broken annotation (empty or outside box, unknown class, missing
+    image) is a UserError naming the file; with true such boxes and images are left out and
+    counted in ``self.dropped`` (logged once at setup).
+    """
+
+    task = "detection"
+    in_channels = 3
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 8,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        augment: bool = True,
+        drop_invalid_boxes: bool = False,
+        split_seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.augment = augment
+        self.drop_invalid_boxes = drop_invalid_boxes
+        self.split_seed = split_seed
+        self.pin_memory = pin_memory
+        self.dropped = {"boxes": 0, "images": 0}
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """The object classes in label order (label i + 1); the background is not named."""
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) + 1  # + background, label 0
+
+    def transforms(self, train: bool) -> DetectionTransform:
+        return DetectionTransform(self.image_size, train=train and self.augment)
+
+    def _build(self, train_tf, eval_tf) -> tuple[Dataset, Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            splits = self._build(self.transforms(train=True), self.transforms(train=False))
+            self.train_set, self.val_set, self.test_set = splits
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
