@@ -60,3 +60,15 @@ def config_from_checkpoint(cfg: DictConfig, checkpoint: dict) -> DictConfig:
         if key.split(".")[0] not in _THIS_RUN:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
     return merged
+
+
+def load_module_weights(module, checkpoint: dict, cfg: DictConfig) -> None:
+    """Put the checkpoint's weights into the rebuilt module, or say plainly that they do not fit."""
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as e:  # names and shapes of the mismatched tensors
+        raise UserError(
+            f"The weights in {cfg.ckpt_path} do not fit the model {cfg.model._target_}: "
+            f"{' '.join(str(e).split())[:400]} ... Leave model= off to use the checkpoint's own "
+            "model."
+        ) from e

@@ -5,7 +5,6 @@ import logging
 from omegaconf import DictConfig
 
 from cnnlab.cli.app import entry_point
-from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab")
 
@@ -19,6 +18,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         config_from_checkpoint,
         epochs_trained,
         load_checkpoint,
+        load_module_weights,
     )
     from cnnlab.cli.metrics_file import finish_run
 
@@ -30,14 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     task, datamodule = build.build_datamodule(cfg.data)
     module = build.build_module(cfg, task, datamodule, load_weights=False)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as e:  # names and shapes of the mismatched tensors
-        raise UserError(
-            f"The weights in {cfg.ckpt_path} do not fit the model {cfg.model._target_}: "
-            f"{' '.join(str(e).split())[:400]} ... Leave model= off to use the checkpoint's own "
-            "model."
-        ) from e
+    load_module_weights(module, checkpoint, cfg)
     epoch, step = epochs_trained(checkpoint), checkpoint["global_step"]
     log.info("Testing %s (after %d epochs, step %d)", cfg.ckpt_path, epoch, step)
     callbacks = [

@@ -53,17 +53,6 @@ def read_image(path: Path, mode: str = "RGB"):
         ) from e
 
 
-def load_weights(module, checkpoint: dict, cfg: DictConfig) -> None:
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as e:  # names and shapes of the mismatched tensors
-        raise UserError(
-            f"The weights in {cfg.ckpt_path} do not fit the model {cfg.model._target_}: "
-            f"{' '.join(str(e).split())[:400]} ... Leave model= off to use the checkpoint's own "
-            "model."
-        ) from e
-
-
 def class_names_of(datamodule) -> list[str] | None:
     """The datamodule's class names, or None where they need data that is not at hand."""
     try:
@@ -198,7 +187,11 @@ def predict(cfg: DictConfig) -> Path:
     import torch
 
     from cnnlab.cli import build
-    from cnnlab.cli.checkpoint_config import config_from_checkpoint, load_checkpoint
+    from cnnlab.cli.checkpoint_config import (
+        config_from_checkpoint,
+        load_checkpoint,
+        load_module_weights,
+    )
 
     settings, inputs = cfg.predict, cfg.input  # this run's, absent from the stored config
     paths = image_paths(inputs)
@@ -206,7 +199,7 @@ def predict(cfg: DictConfig) -> Path:
     cfg = config_from_checkpoint(cfg, checkpoint)
     task, datamodule = build.build_datamodule(cfg.data)
     module = build.build_module(cfg, task, datamodule, load_weights=False)
-    load_weights(module, checkpoint, cfg)
+    load_module_weights(module, checkpoint, cfg)
     mode = "L" if task == "classification" and datamodule.in_channels == 1 else "RGB"
     images = [(p, read_image(p, mode)) for p in paths]  # every image read before any is written
     device = settings.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
