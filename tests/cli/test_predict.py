@@ -18,24 +18,13 @@ from cnnlab.errors import UserError
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
     """last.ckpt of a one-epoch digits LeNet (composed like cnnlab-train would)."""
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict, read_write
 
-    from cnnlab.cli.app import config_dir
+    from composing import compose_run
 
     run_dir = tmp_path_factory.mktemp("train")
-    GlobalHydra.instance().clear()
     overrides = ["trainer.max_epochs=1", "data.batch_size=64", "logger=none"]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", [*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.data_dir = str(run_dir / "data")
-        del cfg["hydra"]
+    cfg = compose_run(overrides, "train", run_dir, run_dir / "data")
     train(cfg)
     GlobalHydra.instance().clear()
     return run_dir / "checkpoints" / "last.ckpt"

@@ -168,8 +168,7 @@ class TinyShapes(pl.LightningDataModule):
     def val_dataloader(self):
         return loader(self.samples)
 
-    def test_dataloader(self):
-        return loader(self.samples)
+    test_dataloader = val_dataloader  # the same pictures: the test is of the plumbing
 
 
 def tiny_detector() -> nn.Module:
