@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from cnnlab.data.loaders import SplitLoaders
 from cnnlab.data.subset import relabel, resolve_classes
 from cnnlab.data.transforms import classification_transforms
 from cnnlab.errors import UserError
@@ -15,7 +16,7 @@ from cnnlab.errors import UserError
 log = logging.getLogger(__name__)
 
 
-class ClassificationDataModule(pl.LightningDataModule):
+class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     """Base class: a subclass says what its images are and builds the three split datasets.
 
     Subclasses set ``native_channels``, ``mean``, ``std`` and implement ``all_class_names``
@@ -157,23 +158,3 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     def split_generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.split_seed)
-
-    # Loaders -----------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

@@ -13,9 +13,11 @@ import random
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
+
+from cnnlab.data.loaders import SplitLoaders
 
 SCALE_JITTER = (0.85, 1.15)  # train-time range of the random resize factor
 
@@ -70,7 +72,7 @@ class DetectionTransform:
         return image.as_subclass(torch.Tensor), target
 
 
-class DetectionDataModule(pl.LightningDataModule):
+class DetectionDataModule(SplitLoaders, pl.LightningDataModule):
     """Base class: a subclass names its classes (``class_names``, usable before ``setup``) and
     builds the three split datasets in ``_build(train_tf, eval_tf) -> (train, val, test)``;
     each item of a dataset is ``(image, target)`` in the batch format above.
@@ -82,6 +84,7 @@ class DetectionDataModule(pl.LightningDataModule):
 
     task = "detection"
     in_channels = 3
+    collate = staticmethod(collate)  # lists: pictures of different sizes and box counts
 
     def __init__(
         self,
@@ -127,23 +130,3 @@ class DetectionDataModule(pl.LightningDataModule):
         if self.train_set is None:
             splits = self._build(self.transforms(train=True), self.transforms(train=False))
             self.train_set, self.val_set, self.test_set = splits
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
