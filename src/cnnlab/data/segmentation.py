@@ -1,0 +1,115 @@
+"""The shared part of every segmentation datamodule: the batch format, joint transforms, loaders.
+
+A batch is ``(images, masks)``: ``images`` float (B, 3, H, W) normalised with ImageNet's mean
+and std, ``masks`` int64 (B, H, W) holding a class id per pixel, 0 the background and
+``IGNORE_INDEX`` (255) for pixels that neither loss nor metrics count. Image and mask go through
+the same transforms (torchvision.transforms.v2 with ``tv_tensors.Mask``), so a resize or flip
+moves both; masks are resized with nearest neighbour, so no new ids appear.
+"""
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+
+IGNORE_INDEX = 255
+
+
+class SegmentationTransform:
+    """Image uint8 (3, H, W) and mask (H, W) -> normalised float image and int64 mask.
+
+    Resizes both to ``image_size`` x ``image_size`` when set (the mask with nearest neighbour);
+    at train time also flips both horizontally at random.
+    """
+
+    def __init__(self, image_size: int | None, train: bool, hflip: float = 0.5) -> None:
+        steps: list[v2.Transform] = []
+        if image_size is not None:
+            steps.append(v2.Resize((image_size, image_size), antialias=True))
+        if train and hflip > 0:
+            steps.append(v2.RandomHorizontalFlip(hflip))
+        steps += [
+            v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+            v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+        ]
+        self.pipeline = v2.Compose(steps)
+
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Base class: a subclass names its classes (``class_names``, background first, usable
+    before ``setup``) and builds the three split datasets in ``_build(train_tf, eval_tf)``;
+    each item of a dataset is ``(image, mask)`` in the batch format above."""
+
+    task = "segmentation"
+    in_channels = 3
+    ignore_index = IGNORE_INDEX
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 8,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        augment: bool = True,
+        split_seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.augment = augment
+        self.split_seed = split_seed
+        self.pin_memory = pin_memory
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """Every class in id order; index 0 is "background"."""
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def transforms(self, train: bool) -> SegmentationTransform:
+        return SegmentationTransform(self.image_size, train=train and self.augment)
+
+    def _build(self, train_tf, eval_tf) -> tuple[Dataset, Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            splits = self._build(self.transforms(train=True), self.transforms(train=False))
+            self.train_set, self.val_set, self.test_set = splits
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
