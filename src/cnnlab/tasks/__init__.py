@@ -3,4 +3,5 @@
 TASK_MODULES = {
     "classification": "cnnlab.tasks.classification.ClassificationModule",
     "detection": "cnnlab.tasks.detection.DetectionModule",
+    "segmentation": "cnnlab.tasks.segmentation.SegmentationModule",
 }

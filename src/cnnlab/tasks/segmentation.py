@@ -1,0 +1,86 @@
+"""Semantic segmentation: per-pixel cross-entropy, mean IoU and pixel accuracy."""
+
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+from cnnlab.data.segmentation import IGNORE_INDEX
+from cnnlab.tasks.optimization import OptimizationMixin
+
+
+def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJaccardIndex:
+    """IoU over the whole epoch's pixels (one confusion matrix), label 255 left out."""
+    return MulticlassJaccardIndex(num_classes, average=average, ignore_index=IGNORE_INDEX)
+
+
+class SegmentationModule(OptimizationMixin, pl.LightningModule):
+    """Trains ``net`` (images (B, 3, H, W) -> scores (B, num_classes, H, W)).
+
+    Batches are ``(images, masks)`` with masks int64 (B, H, W); pixels labelled 255 count in
+    neither the loss nor the metrics. Logged: train/loss (per step), lr, val/loss, val/miou,
+    test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k (0..1). mIoU is the
+    mean over classes of TP / (TP + FP + FN) from the confusion matrix of all the epoch's
+    pixels. Optimizer and schedule work as in the classification module (OptimizationMixin);
+    ``label_smoothing`` applies to the training loss.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        num_classes: int = 2,
+        label_smoothing: float = 0.0,
+        decay_norm_and_bias: bool = False,
+        backbone_lr_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.init_optimization(optimizer, scheduler, decay_norm_and_bias, backbone_lr_scale)
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        self.val_miou, self.test_miou = iou_metric(num_classes), iou_metric(num_classes)
+        self.test_class_iou = iou_metric(num_classes, average="none")
+        self.test_pixel_acc = MulticlassAccuracy(
+            num_classes, average="micro", ignore_index=IGNORE_INDEX
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, label_smoothing: float = 0.0):
+        images, masks = batch
+        scores = self(images)
+        loss = F.cross_entropy(
+            scores, masks, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+        )
+        return loss, scores.argmax(dim=1), masks
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, _, _ = self._step(batch, self.label_smoothing)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log_lr()
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, preds, masks = self._step(batch)
+        self.val_miou.update(preds, masks)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/miou", self.val_miou, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        loss, preds, masks = self._step(batch)
+        for metric in (self.test_miou, self.test_pixel_acc, self.test_class_iou):
+            metric.update(preds, masks)
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True)
+        self.log("test/miou", self.test_miou, on_epoch=True)
+        self.log("test/pixel_acc", self.test_pixel_acc, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        for k, iou in enumerate(self.test_class_iou.compute()):
+            self.log(f"test/iou_{k}", iou)
+        self.test_class_iou.reset()
