@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab.cli.train import train
+from cnnlab.errors import UserError
 from cnnlab.tasks.segmentation import SegmentationModule
 
 K = 4
@@ -63,3 +64,15 @@ def test_one_epoch_through_cnnlab_train(make_cfg, tmp_path):
     assert {"train/loss", "val/miou", "test/miou", "test/pixel_acc"} <= set(metrics)
     assert 0 <= metrics["test/miou"] <= 1 and 0 <= metrics["test/pixel_acc"] <= 1
     assert sorted((run / "checkpoints").glob("best-*miou*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        (["data=shapes_segmentation", "model=lenet"], "fcn16s, fcn32s, fcn8s"),
+        (["data=shapes_detection", "model=fcn8s"], "fasterrcnn"),
+    ],
+)
+def test_a_model_of_another_task_is_refused(make_cfg, overrides, names):
+    with pytest.raises(UserError, match=names):
+        train(make_cfg([*overrides, "debug=fast_dev_run", "logger=none"]))
