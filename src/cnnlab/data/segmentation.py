@@ -9,11 +9,12 @@ moves both; masks are resized with nearest neighbour, so no new ids appear.
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.loaders import SplitLoaders
 
 IGNORE_INDEX = 255
 
@@ -44,7 +45,7 @@ class SegmentationTransform:
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
 
 
-class SegmentationDataModule(pl.LightningDataModule):
+class SegmentationDataModule(SplitLoaders, pl.LightningDataModule):
     """Base class: a subclass names its classes (``class_names``, background first, usable
     before ``setup``) and builds the three split datasets in ``_build(train_tf, eval_tf)``;
     each item of a dataset is ``(image, mask)`` in the batch format above."""
@@ -94,22 +95,3 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.train_set is None:
             splits = self._build(self.transforms(train=True), self.transforms(train=False))
             self.train_set, self.val_set, self.test_set = splits
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

@@ -22,7 +22,7 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
 
     Batches are ``(images, masks)`` with masks int64 (B, H, W); pixels labelled 255 count in
     neither the loss nor the metrics. Logged: train/loss (per step), lr, val/loss, val/miou,
-    test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k (0..1). mIoU is the
+    test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k. mIoU is the
     mean over classes of TP / (TP + FP + FN) from the confusion matrix of all the epoch's
     pixels. Optimizer and schedule work as in the classification module (OptimizationMixin);
     ``label_smoothing`` applies to the training loss.
