@@ -21,7 +21,9 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
     """Trains ``net`` (images (B, 3, H, W) -> scores (B, num_classes, H, W)).
 
     Batches are ``(images, masks)`` with masks int64 (B, H, W); pixels labelled 255 count in
-    neither the loss nor the metrics. Logged: train/loss (per step), lr, val/loss, val/miou,
+    neither the loss nor the metrics. In training a network may return ``(scores, *aux)``
+    (torchvision's auxiliary classifier): the loss adds ``net.aux_weight`` times each auxiliary
+    cross-entropy. Logged: train/loss (per step), lr, val/loss, val/miou,
     test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k. mIoU is the
     mean over classes of TP / (TP + FP + FN) from the confusion matrix of all the epoch's
     pixels. Optimizer and schedule work as in the classification module (OptimizationMixin);
@@ -54,11 +56,19 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
 
     def _step(self, batch, label_smoothing: float = 0.0):
         images, masks = batch
-        scores = self(images)
-        loss = F.cross_entropy(
+        out = self(images)
+        scores, *aux = out if isinstance(out, tuple) else (out,)
+        loss = self._pixel_loss(scores, masks, label_smoothing)
+        if aux:
+            weight = getattr(self.net, "aux_weight", 0.0)
+            loss = loss + weight * sum(self._pixel_loss(a, masks, label_smoothing) for a in aux)
+        return loss, scores.argmax(dim=1), masks
+
+    @staticmethod
+    def _pixel_loss(scores, masks, label_smoothing: float) -> torch.Tensor:
+        return F.cross_entropy(
             scores, masks, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
         )
-        return loss, scores.argmax(dim=1), masks
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, self.label_smoothing)
