@@ -155,3 +155,72 @@ def write_voc(root, splits=("train", "val"), n_images: int = 3) -> None:
             write_voc_xml(os.path.join(root, "Annotations", f"{name}.xml"), objects.get(i, []))
         with open(os.path.join(root, "ImageSets", "Main", f"{split}.txt"), "w") as f:
             f.write("\n".join(ids) + "\n")
+
+
+# Segmentation ----------------------------------------------------------------------------------
+SEG_SIZE = (40, 30)  # width, height of every segmentation test image
+
+
+def seg_mask(index: int, class_id: int, size=SEG_SIZE) -> np.ndarray:
+    """uint8 (H, W) ids: a block of ``class_id`` at the left (its width grows with ``index``, so
+    the picture is not mirror-symmetric) inside a 1-pixel 255 border, 0 elsewhere."""
+    width, height = size
+    mask = np.zeros((height, width), dtype=np.uint8)
+    right = min(8 + 2 * index, width - 2)
+    mask[2 : height - 3, 1 : right + 1] = 255
+    mask[3 : height - 4, 2:right] = class_id
+    return mask
+
+
+def write_voc_segmentation(root, splits=("train", "val"), n_images: int = 3, ids=(15, 1)):
+    """A year-free VOC segmentation folder: ``JPEGImages/<split>_<i>.jpg``,
+    ``SegmentationClass/<same>.png`` (palette PNGs with VOC's colours) and
+    ``ImageSets/Segmentation/<split>.txt``. Image i holds a block of id ``ids[i % len(ids)]``
+    drawn by ``seg_mask``. Returns {image id: mask array}."""
+    from cnnlab.data.palette import voc_palette
+
+    for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    masks = {}
+    for split in splits:
+        names = [f"{split}_{i}" for i in range(n_images)]
+        for i, name in enumerate(names):
+            mask = seg_mask(i, ids[i % len(ids)])
+            rgb = np.stack([mask, mask[:, ::-1], np.full_like(mask, 90)], axis=2)
+            Image.fromarray(rgb).save(os.path.join(root, "JPEGImages", f"{name}.jpg"))
+            png = Image.fromarray(mask, mode="P")
+            png.putpalette(voc_palette())
+            png.save(os.path.join(root, "SegmentationClass", f"{name}.png"))
+            masks[name] = mask
+        with open(os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+    return masks
+
+
+SEG_LEVEL = 60  # a mask-folder image's grey level is SEG_LEVEL * its mask's id (255: white)
+
+
+def write_mask_folder(root, n_images: int = 10, splits=None, num_classes: int = 3):
+    """A mask folder: ``root/images/<i>.png`` and ``root/masks/<i>.png``, or with ``splits``
+    (e.g. ("train", "val")) the same in ``root/<split>/``. Image i is grey, ``SEG_LEVEL * id``
+    where its mask (``seg_mask`` with id 1 + i % (num_classes - 1)) holds id, white on the 255
+    border: the mask is a function of the pixels. Masks alternate between modes L and P.
+    Returns {image path: mask array}."""
+    from cnnlab.data.palette import voc_palette
+
+    written = {}
+    for split in splits or (None,):
+        folder = os.path.join(root, split) if split else str(root)
+        os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+        os.makedirs(os.path.join(folder, "masks"), exist_ok=True)
+        for i in range(n_images):
+            mask = seg_mask(i, 1 + i % (num_classes - 1))
+            grey = np.where(mask == 255, 255, mask.astype(np.int64) * SEG_LEVEL).astype(np.uint8)
+            path = os.path.join(folder, "images", f"{i:03d}.png")
+            Image.fromarray(np.stack([grey] * 3, axis=2)).save(path)
+            png = Image.fromarray(mask, mode="L" if i % 2 == 0 else "P")
+            if png.mode == "P":
+                png.putpalette(voc_palette())
+            png.save(os.path.join(folder, "masks", f"{i:03d}.png"))
+            written[path] = mask
+    return written
