@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from cnnlab.cli.app import config_dir
 from cnnlab.errors import UserError
-from cnnlab.models import detection, get_model
+from cnnlab.models import detection, get_model, torchvision_weights
 from cnnlab.models.detection import fasterrcnn, fasterrcnn_mobilenet_v3_large_fpn
 
 LOSSES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
@@ -160,11 +160,11 @@ def offline_hub(tmp_path, monkeypatch):
     ],
 )
 def test_offline_weights_request_names_the_file(offline_hub, kwargs, filename):
-    loader = detection.tv_api.load_state_dict_from_url
+    loader = torchvision_weights.tv_api.load_state_dict_from_url
     with pytest.raises(UserError) as caught:
         fasterrcnn_mobilenet_v3_large_fpn(num_classes=4, **kwargs)
     assert filename in str(caught.value) and str(offline_hub) in str(caught.value)
-    assert detection.tv_api.load_state_dict_from_url is loader  # torchvision left as it was
+    assert torchvision_weights.tv_api.load_state_dict_from_url is loader  # left as it was
     assert not any(offline_hub.glob("*.pth"))
 
 

@@ -12,15 +12,10 @@ Nothing downloads unless asked: torchvision's builders are called with ``weights
 downloaded into it, always with ``torch.load(weights_only=True)``.
 """
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
-from urllib.parse import urlparse
+from collections.abc import Sequence
 
-import torch
 import torchvision
 from torch import nn
-from torchvision.models import _api as tv_api
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
@@ -29,7 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from cnnlab.errors import UserError
 from cnnlab.models.detection_backbones import feature_backbone
 from cnnlab.models.parts import first_conv
-from cnnlab.models.weight_files import hub_checkpoint_dir
+from cnnlab.models.torchvision_weights import offline_as_user_error, weights_member
 
 TASK = "detection"
 
@@ -139,10 +134,10 @@ def _torchvision_detector(
     _check_rgb(in_channels)
     _check_classes(num_classes)
     builder = getattr(torchvision.models.detection, name)
-    member = _weights_member(name, weights)
-    backbone_member = _weights_member(TORCHVISION_DETECTORS[name], weights_backbone)
+    member = weights_member(name, weights)
+    backbone_member = weights_member(TORCHVISION_DETECTORS[name], weights_backbone)
     asked = member if member is not None else backbone_member
-    with _offline_as_user_error(name, asked):
+    with offline_as_user_error(name, asked):
         net = builder(
             weights=member,
             weights_backbone=backbone_member,
@@ -157,60 +152,6 @@ def _torchvision_detector(
         net.roi_heads.box_predictor = FastRCNNPredictor(cls_score.in_features, num_classes)
     net.task = TASK
     return net
-
-
-def _weights_member(arch: str, weights: str | None) -> tv_api.WeightsEnum | None:
-    """torchvision's weights enum member named ``weights`` ("DEFAULT", "COCO_V1", ...)."""
-    if weights is None:
-        return None
-    enum = torchvision.models.get_model_weights(arch)
-    name = str(weights).removeprefix(f"{enum.__name__}.").upper()
-    if name == "DEFAULT":
-        return enum.DEFAULT
-    if name not in enum.__members__:
-        names = ", ".join(["DEFAULT", *enum.__members__])
-        raise UserError(
-            f"torchvision has no weights named {weights!r} for {arch}. Available names: {names}."
-        )
-    return enum[name]
-
-
-@contextlib.contextmanager
-def _offline_as_user_error(name: str, member: tv_api.WeightsEnum | None) -> Iterator[None]:
-    """Run torchvision's builder with every weights file read through the torch hub cache with
-    ``weights_only=True`` (torchvision's own call leaves it False); a failed download becomes a
-    UserError that names the file and the cache folder."""
-    if member is None:
-        yield
-        return
-    try:
-        with _patched(tv_api, "load_state_dict_from_url", _safe_hub_load):
-            yield
-    except OSError as e:  # URLError, HTTPError, socket and SSL errors are all OSErrors
-        filename = os.path.basename(urlparse(member.url).path)
-        raise UserError(
-            f"Could not download torchvision's {member} weights for {name} ({filename}) from "
-            f"{member.url}: {e}. This machine may be offline. Download {filename} on a machine "
-            f"with network access and put it into {hub_checkpoint_dir()} (the torch hub cache; "
-            f"set TORCH_HOME to move it), then run again; it is read from there without the "
-            f"network. Or leave model.weights and model.weights_backbone null."
-        ) from e
-
-
-def _safe_hub_load(url: str, *args, **kwargs) -> dict[str, torch.Tensor]:
-    """torch.hub's cached download and load, refusing pickles that would build objects."""
-    kwargs.update(map_location="cpu", weights_only=True)
-    return torch.hub.load_state_dict_from_url(url, *args, **kwargs)
-
-
-@contextlib.contextmanager
-def _patched(owner: object, attribute: str, value: object) -> Iterator[None]:
-    original = getattr(owner, attribute)  # AttributeError if torchvision renames it
-    setattr(owner, attribute, value)
-    try:
-        yield
-    finally:
-        setattr(owner, attribute, original)
 
 
 def _anchor_levels(
