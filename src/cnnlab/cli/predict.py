@@ -213,6 +213,11 @@ def predict(cfg: DictConfig) -> Path:
     )
     if task == "detection":
         detect_images(net, images, out_dir, names, settings.score_threshold, settings.draw)
+    elif task == "segmentation":
+        from cnnlab.cli.predict_segmentation import segment_images
+
+        transform, classes = datamodule.transforms(train=False), datamodule.num_classes
+        segment_images(net, images, out_dir, names, classes, transform, settings.draw)
     else:
         transform = datamodule.transforms(train=False)
         size, top_k = datamodule.image_size, settings.top_k

@@ -1,14 +1,18 @@
-"""Semantic segmentation: per-pixel cross-entropy, mean IoU and pixel accuracy."""
+"""Semantic segmentation: per-pixel cross-entropy, mean IoU, pixel accuracy and drawn masks."""
 
 from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.data.segmentation import IGNORE_INDEX
+from cnnlab.report.masks import overlay
+from cnnlab.tasks.detection import image_grid
 from cnnlab.tasks.optimization import OptimizationMixin
 
 
@@ -17,16 +21,37 @@ def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJac
     return MulticlassJaccardIndex(num_classes, average=average, ignore_index=IGNORE_INDEX)
 
 
+def unnormalize(images: torch.Tensor) -> torch.Tensor:
+    """Batch images (B, 3, H, W) normalised with ImageNet's mean and std -> uint8 on the CPU."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pixels = (images.detach().float() * std + mean).clamp(0, 1) * 255
+    return pixels.round().to(torch.uint8).cpu()
+
+
+def mask_rows(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor) -> list:
+    """uint8 images (B, 3, H, W), true and predicted ids (B, H, W) -> for each image the tiles
+    [image | true mask over it | predicted mask over it]."""
+    tiles = []
+    for image, mask, pred in zip(images, masks.cpu(), preds.cpu(), strict=True):
+        tiles += [image, overlay(image, mask), overlay(image, pred)]
+    return tiles
+
+
 class SegmentationModule(OptimizationMixin, pl.LightningModule):
     """Trains ``net`` (images (B, 3, H, W) -> scores (B, num_classes, H, W)).
 
     Batches are ``(images, masks)`` with masks int64 (B, H, W); pixels labelled 255 count in
     neither the loss nor the metrics. In training a network may return ``(scores, *aux)``
     (torchvision's auxiliary classifier): the loss adds ``net.aux_weight`` times each auxiliary
-    cross-entropy. Logged: train/loss (per step), lr, val/loss, val/miou,
-    test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k. mIoU is the
-    mean over classes of TP / (TP + FP + FN) from the confusion matrix of all the epoch's
-    pixels. Optimizer and schedule work as in the classification module (OptimizationMixin);
+    cross-entropy.
+
+    Logged: train/loss (per step), lr, val/loss, val/miou, test/loss, test/miou,
+    test/pixel_acc and test/iou_<k> for each class k. mIoU is the mean over classes of
+    TP / (TP + FP + FN) from the confusion matrix of all the epoch's pixels. Each validation
+    epoch the first ``num_logged_images`` validation images (0: none) go to TensorBoard as
+    ``val/predictions``, a grid of rows [image | true mask | predicted mask] in VOC colours.
+    Optimizer and schedule work as in the classification module (OptimizationMixin);
     ``label_smoothing`` applies to the training loss.
     """
 
@@ -39,12 +64,15 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         backbone_lr_scale: float = 1.0,
+        num_logged_images: int = 4,
     ) -> None:
         super().__init__()
         self.net = net
         self.init_optimization(optimizer, scheduler, decay_norm_and_bias, backbone_lr_scale)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.num_logged_images = num_logged_images
+        self._shown: list[torch.Tensor] = []  # this epoch's drawn validation tiles, 3 an image
         self.val_miou, self.test_miou = iou_metric(num_classes), iou_metric(num_classes)
         self.test_class_iou = iou_metric(num_classes, average="none")
         self.test_pixel_acc = MulticlassAccuracy(
@@ -81,6 +109,19 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
         self.val_miou.update(preds, masks)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/miou", self.val_miou, on_epoch=True, prog_bar=True)
+        wanted = self.num_logged_images - len(self._shown) // 3
+        if wanted > 0 and not self.trainer.sanity_checking:
+            images = unnormalize(batch[0][:wanted])
+            self._shown += mask_rows(images, masks[:wanted], preds[:wanted])
+
+    def on_validation_epoch_end(self) -> None:
+        shown, self._shown = self._shown, []
+        if not shown:
+            return
+        grid = image_grid(shown, columns=3)  # one row per image
+        for logger in self.trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/predictions", grid, global_step=self.global_step)
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, preds, masks = self._step(batch)
