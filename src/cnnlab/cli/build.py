@@ -17,6 +17,7 @@ from cnnlab.callbacks.run_config import StoreConfig
 from cnnlab.cli.pretrained import active_finetune, load_configured_weights
 from cnnlab.errors import UserError
 from cnnlab.models.registry import small_input_for
+from cnnlab.models.speed import apply_speed_switches
 from cnnlab.tasks import TASK_MODULES
 
 log = logging.getLogger("cnnlab")
@@ -99,9 +100,11 @@ def build_network(
     network with its own ``weights``, and handed to the model's builder. ``weights`` goes to a
     builder that takes it (torchvision's detectors); otherwise cnnlab loads it
     (``cli/pretrained.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
-    eval, summaries) builds with fresh weights only.
+    eval, summaries) builds with fresh weights only. ``channels_last`` and ``compile`` are
+    cnnlab's speed switches, applied to the built network (``models/speed.py``).
     """
     kwargs = OmegaConf.to_container(model_cfg, resolve=True)
+    speed = {key: kwargs.pop(key, False) for key in ("channels_last", "compile")}
     target = kwargs["_target_"]
     takes = inspect.signature(get_method(target)).parameters
     weights = None if "weights" in takes else kwargs.pop("weights", None)
@@ -125,7 +128,7 @@ def build_network(
     net = instantiate(kwargs, num_classes=num_classes, in_channels=in_channels)
     if load_weights:
         load_configured_weights(net, target.rsplit(".", 1)[-1], weights, finetune)
-    return net
+    return apply_speed_switches(net, **speed)
 
 
 def build_module(
