@@ -71,6 +71,7 @@ def test_one_epoch_through_cnnlab_train(make_cfg, tmp_path):
     [
         (["data=shapes_segmentation", "model=lenet"], "fcn16s, fcn32s, fcn8s"),
         (["data=shapes_detection", "model=fcn8s"], "fasterrcnn"),
+        (["model=fcn8s"], "lenet.*data=shapes_segmentation is bundled"),
     ],
 )
 def test_a_model_of_another_task_is_refused(make_cfg, overrides, names):

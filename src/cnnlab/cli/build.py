@@ -74,14 +74,25 @@ def models_for_task(task: str) -> list[str]:
     return names
 
 
+# The data set that runs on a fresh machine, per task: what a refused model is pointed to.
+BUNDLED_DATA = {
+    "classification": "digits",
+    "detection": "shapes_detection",
+    "segmentation": "shapes_segmentation",
+}
+
+
 def check_task(model_cfg: DictConfig, task: str) -> None:
     """Refuse a model of another task than the data's, naming the models that fit."""
     serves = model_task(model_cfg.get("_target_", ""))
     if serves != task:
         fits = ", ".join(models_for_task(task)) or "(none yet)"
+        bundled = BUNDLED_DATA.get(serves)
+        other_data = f" Or give it {serves} data: data={bundled} is bundled." if bundled else ""
         raise UserError(
             f"The model {model_cfg._target_.rsplit('.', 1)[-1]} is a {serves} model, and the "
             f"data (data.task={task}) is for {task}. Models for {task}: {fits} (model=NAME)."
+            + other_data
         )
 
 
