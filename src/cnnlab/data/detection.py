@@ -11,13 +11,11 @@ never hold them, so there it is all zeros. Images may differ in size, so nothing
 
 import random
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from cnnlab.data.loaders import SplitLoaders
+from cnnlab.data.loaders import BuiltSplits
 
 SCALE_JITTER = (0.85, 1.15)  # train-time range of the random resize factor
 
@@ -72,7 +70,7 @@ class DetectionTransform:
         return image.as_subclass(torch.Tensor), target
 
 
-class DetectionDataModule(SplitLoaders, pl.LightningDataModule):
+class DetectionDataModule(BuiltSplits):
     """Base class: a subclass names its classes (``class_names``, usable before ``setup``) and
     builds the three split datasets in ``_build(train_tf, eval_tf) -> (train, val, test)``;
     each item of a dataset is ``(image, target)`` in the batch format above.
@@ -97,19 +95,9 @@ class DetectionDataModule(SplitLoaders, pl.LightningDataModule):
         split_seed: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__()
-        self.root = root
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.image_size = image_size
-        self.augment = augment
+        super().__init__(root, batch_size, num_workers, image_size, augment, split_seed, pin_memory)
         self.drop_invalid_boxes = drop_invalid_boxes
-        self.split_seed = split_seed
-        self.pin_memory = pin_memory
         self.dropped = {"boxes": 0, "images": 0}
-        self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
-        self.test_set: Dataset | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -122,11 +110,3 @@ class DetectionDataModule(SplitLoaders, pl.LightningDataModule):
 
     def transforms(self, train: bool) -> DetectionTransform:
         return DetectionTransform(self.image_size, train=train and self.augment)
-
-    def _build(self, train_tf, eval_tf) -> tuple[Dataset, Dataset, Dataset]:
-        raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            splits = self._build(self.transforms(train=True), self.transforms(train=False))
-            self.train_set, self.val_set, self.test_set = splits

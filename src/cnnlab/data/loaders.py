@@ -1,7 +1,9 @@
-"""The three split loaders every datamodule shares: one DataLoader recipe, shuffled for train."""
+"""The three split loaders every datamodule shares (one DataLoader recipe, shuffled for train),
+and the base of the datamodules whose splits are built from files or drawn."""
 
 from collections.abc import Callable
 
+import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 
@@ -30,3 +32,42 @@ class SplitLoaders:
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
+
+
+class BuiltSplits(SplitLoaders, pl.LightningDataModule):
+    """Base of the detection and segmentation datamodules: the common settings, and ``setup``
+    that builds the three split datasets once with ``_build(train_tf, eval_tf)``, the transforms
+    coming from ``transforms(train)``; both are the subclass's."""
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 8,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        augment: bool = True,
+        split_seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.augment = augment
+        self.split_seed = split_seed
+        self.pin_memory = pin_memory
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def transforms(self, train: bool) -> Callable:
+        raise NotImplementedError
+
+    def _build(self, train_tf, eval_tf) -> tuple[Dataset, Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            splits = self._build(self.transforms(train=True), self.transforms(train=False))
+            self.train_set, self.val_set, self.test_set = splits

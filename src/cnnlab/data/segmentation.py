@@ -7,14 +7,12 @@ the same transforms (torchvision.transforms.v2 with ``tv_tensors.Mask``), so a r
 moves both; masks are resized with nearest neighbour, so no new ids appear.
 """
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.data.loaders import SplitLoaders
+from cnnlab.data.loaders import BuiltSplits
 
 IGNORE_INDEX = 255
 
@@ -45,7 +43,7 @@ class SegmentationTransform:
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
 
 
-class SegmentationDataModule(SplitLoaders, pl.LightningDataModule):
+class SegmentationDataModule(BuiltSplits):
     """Base class: a subclass names its classes (``class_names``, background first, usable
     before ``setup``) and builds the three split datasets in ``_build(train_tf, eval_tf)``;
     each item of a dataset is ``(image, mask)`` in the batch format above."""
@@ -53,28 +51,6 @@ class SegmentationDataModule(SplitLoaders, pl.LightningDataModule):
     task = "segmentation"
     in_channels = 3
     ignore_index = IGNORE_INDEX
-
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 8,
-        num_workers: int = 0,
-        image_size: int | None = None,
-        augment: bool = True,
-        split_seed: int = 0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__()
-        self.root = root
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.image_size = image_size
-        self.augment = augment
-        self.split_seed = split_seed
-        self.pin_memory = pin_memory
-        self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
-        self.test_set: Dataset | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -87,11 +63,3 @@ class SegmentationDataModule(SplitLoaders, pl.LightningDataModule):
 
     def transforms(self, train: bool) -> SegmentationTransform:
         return SegmentationTransform(self.image_size, train=train and self.augment)
-
-    def _build(self, train_tf, eval_tf) -> tuple[Dataset, Dataset, Dataset]:
-        raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            splits = self._build(self.transforms(train=True), self.transforms(train=False))
-            self.train_set, self.val_set, self.test_set = splits
