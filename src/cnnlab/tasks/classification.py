@@ -51,6 +51,12 @@ class ClassificationModule(OptimizationMixin, pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def on_fit_start(self) -> None:
+        # One validation image (1, C, H, W): what TensorBoardLogger(log_graph=True) traces.
+        val_set = getattr(self.trainer.datamodule, "val_set", None)
+        if self.example_input_array is None and val_set is not None and len(val_set):
+            self.example_input_array = val_set[0][0].unsqueeze(0)
+
     def _step(self, batch, label_smoothing: float = 0.0):
         x, y = batch
         out = self(x)
@@ -71,11 +77,12 @@ class ClassificationModule(OptimizationMixin, pl.LightningModule):
         self.log_lr()
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, y = self._step(batch)
         self.val_acc(logits, y)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        return logits  # for callbacks (TensorBoardImages' confusion matrix): no second forward
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, logits, y = self._step(batch)

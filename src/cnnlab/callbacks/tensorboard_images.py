@@ -1,0 +1,185 @@
+"""TensorBoard pictures of a classification run: what goes in, what comes out, what is learned.
+
+Tags (in the first TensorBoardLogger; nothing without one, nothing for other tasks, whose
+modules draw their own ``val/predictions``):
+
+- ``train/inputs``: the first training batch of the epoch, after augmentation, un-normalised;
+- ``val/predictions``: the first validation images with their true and predicted labels;
+- ``val/confusion_matrix``: over the whole validation set, as a figure;
+- ``model/first_conv_filters``: the first convolution's weights (also once before training);
+- ``weights/<name>`` and ``grads/<name>``: histograms, when ``histograms`` is on.
+
+The predictions come from what ``validation_step`` returns (the logits), so the confusion matrix
+costs no second forward pass; a module that returns nothing gets one, under no_grad.
+"""
+
+import math
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from cnnlab.errors import UserError
+from cnnlab.models.parts import first_conv
+from cnnlab.report import figures
+from cnnlab.tasks.classification import ClassificationModule
+
+
+class TensorBoardImages(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and in the last one) writes the pictures switched on."""
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_images: int = 16,
+        train_batch: bool = True,
+        predictions: bool = True,
+        confusion_matrix: bool = True,
+        filters: bool = True,
+        histograms: bool = False,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be 1 or more, got {every_n_epochs}.")
+        self.every_n_epochs = every_n_epochs
+        self.num_images = num_images
+        self.train_batch = train_batch
+        self.predictions = predictions
+        self.confusion_matrix = confusion_matrix
+        self.filters = filters
+        self.histograms = histograms
+        self._matrix: torch.Tensor | None = None  # (K, K) counts, rows true, while collecting
+        self._shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._grads_due = False
+
+    # When and where ---------------------------------------------------------------------------
+    @staticmethod
+    def _writer(trainer: pl.Trainer, pl_module: pl.LightningModule):
+        """The SummaryWriter to draw into, or None (no TensorBoard, not classification)."""
+        if not isinstance(pl_module, ClassificationModule) or not trainer.is_global_zero:
+            return None
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch == trainer.max_epochs - 1
+        return not trainer.sanity_checking and ((epoch + 1) % self.every_n_epochs == 0 or last)
+
+    # Training ---------------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = self._writer(trainer, pl_module)
+        if writer is not None and self.filters:  # the filters as initialised (or loaded)
+            self._log_filters(writer, pl_module, trainer.global_step)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+    ) -> None:
+        if batch_idx != 0 or not self._due(trainer):
+            return
+        writer = self._writer(trainer, pl_module)
+        if writer is None:
+            return
+        self._grads_due = self.histograms
+        if self.train_batch:
+            images = figures.to_uint8(batch[0][: self.num_images], *_stats(trainer))
+            grid = _grid(images)
+            writer.add_image("train/inputs", grid, trainer.global_step)
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer
+    ) -> None:
+        if not self._grads_due:  # gradients of the epoch's first step, unscaled under AMP
+            return
+        self._grads_due = False
+        writer = self._writer(trainer, pl_module)
+        for name, p in pl_module.named_parameters():
+            if p.grad is not None:
+                writer.add_histogram(f"grads/{name}", p.grad.detach().float(), trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = self._writer(trainer, pl_module)
+        if writer is None or not self._due(trainer):
+            return
+        if self.filters:
+            self._log_filters(writer, pl_module, trainer.global_step)
+        if self.histograms:
+            for name, p in pl_module.named_parameters():
+                writer.add_histogram(f"weights/{name}", p.detach().float(), trainer.global_step)
+
+    @staticmethod
+    def _log_filters(writer, pl_module: pl.LightningModule, step: int) -> None:
+        try:
+            _, conv = first_conv(pl_module)
+        except UserError:  # a network without nn.Conv2d: nothing to draw
+            return
+        writer.add_image("model/first_conv_filters", figures.filter_grid(conv.weight), step)
+
+    # Validation -------------------------------------------------------------------------------
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._matrix, self._shown = None, []
+        wanted = self.predictions or self.confusion_matrix
+        if wanted and self._due(trainer) and self._writer(trainer, pl_module) is not None:
+            k = pl_module.val_acc.num_classes
+            self._matrix = torch.zeros(k, k, dtype=torch.long)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._matrix is None:
+            return
+        x, y = batch
+        if not isinstance(outputs, torch.Tensor):
+            with torch.no_grad():
+                outputs = pl_module(x)
+        preds = outputs.argmax(dim=1)
+        k = len(self._matrix)
+        self._matrix += torch.bincount(y * k + preds, minlength=k * k).view(k, k).cpu()
+        missing = self.num_images - sum(len(s[0]) for s in self._shown)
+        if self.predictions and missing > 0:
+            self._shown.append((x[:missing].cpu(), y[:missing].cpu(), preds[:missing].cpu()))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._matrix is None:
+            return
+        writer, step = self._writer(trainer, pl_module), trainer.global_step
+        names = _class_names(trainer, len(self._matrix))
+        if self.predictions and self._shown:
+            x, y, preds = (torch.cat(parts) for parts in zip(*self._shown, strict=True))
+            images = figures.to_uint8(x, *_stats(trainer))
+            true, pred = [names[i] for i in y], [names[i] for i in preds]
+            writer.add_image("val/predictions", figures.captioned_grid(images, true, pred), step)
+        if self.confusion_matrix:
+            title = f"epoch {trainer.current_epoch}"
+            fig = figures.confusion_matrix_figure(self._matrix.numpy(), names, title)
+            writer.add_image("val/confusion_matrix", figures.figure_to_image(fig), step)
+        self._matrix, self._shown = None, []
+
+
+def _grid(images: torch.Tensor) -> torch.Tensor:
+    from torchvision.utils import make_grid
+
+    scale = max(1, math.ceil(64 / max(images.shape[-2:])))  # 32x32 digits drawn 64x64
+    images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+    return make_grid(images, nrow=math.ceil(math.sqrt(len(images))), padding=2, pad_value=255)
+
+
+def _stats(trainer: pl.Trainer) -> tuple[list[float] | None, list[float] | None]:
+    """The datamodule's normalisation (mean, std) for the channels the model sees, if it has one."""
+    stats = getattr(trainer.datamodule, "_stats", None)
+    return stats() if callable(stats) else (None, None)
+
+
+def _class_names(trainer: pl.Trainer, k: int) -> list[str]:
+    """The datamodule's class names, or the label numbers where it has none that fit."""
+    names = getattr(trainer.datamodule, "class_names", None)
+    if names is None or len(names) != k:
+        names = range(k)
+    return [str(n) for n in names]

@@ -1,0 +1,106 @@
+"""What `tensorboard --logdir outputs/` shows: short real runs on the digits, their event files
+read back with TensorBoard's own EventAccumulator."""
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from cnnlab.cli.train import train
+from cnnlab.report.figures import captioned_grid, confusion_matrix_figure, figure_to_image
+
+from composing import compose_run
+
+SHORT = [
+    "trainer.max_epochs=2",
+    "trainer.enable_model_summary=false",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+]
+IMAGES = ("train/inputs", "val/predictions", "val/confusion_matrix", "model/first_conv_filters")
+
+
+def read_events(run_dir) -> ea.EventAccumulator:
+    keep_all = {ea.IMAGES: 0, ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0}
+    return ea.EventAccumulator(str(run_dir / "tensorboard"), size_guidance=keep_all).Reload()
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """Two epochs with every picture, histograms and the graph switched on."""
+    tmp = tmp_path_factory.mktemp("tb")
+    overrides = [
+        *SHORT,
+        "callbacks.tensorboard_images.histograms=true",
+        "logger.tensorboard.log_graph=true",
+    ]
+    cfg = compose_run(overrides, "train", tmp / "run", tmp / "data")
+    metrics = train(cfg)
+    GlobalHydra.instance().clear()
+    return read_events(tmp / "run"), metrics
+
+
+def test_scalars_have_the_contract_names(full_run):
+    events, _ = full_run
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "test/acc", "test/loss"):
+        assert tag in scalars, tag
+    assert "hp_metric" not in scalars  # no -1 placeholder
+
+
+def test_images_each_epoch(full_run):
+    events, _ = full_run
+    tags = events.Tags()["images"]
+    for tag in IMAGES:
+        assert tag in tags, tag
+    assert len(events.Images("val/predictions")) == 2  # one per epoch
+    assert len(events.Images("model/first_conv_filters")) == 3  # as initialised, then per epoch
+    first = events.Images("train/inputs")[0]
+    assert first.width >= 4 * 64 and first.height >= 4 * 64  # 16 digits, drawn 64x64
+
+
+def test_histograms_and_graph_when_switched_on(full_run):
+    events, _ = full_run
+    histograms = events.Tags()["histograms"]
+    assert "weights/net.features.0.weight" in histograms  # LeNet's C1
+    assert "grads/net.features.0.weight" in histograms
+    assert events.Tags()["graph"]
+
+
+def test_hparams_hold_the_settings_and_the_final_metrics(full_run):
+    events, metrics = full_run
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["lr"].number_value == pytest.approx(0.002)
+    assert start.hparams["optimizer"].string_value == "Adam"
+    assert start.hparams["model"].string_value == "lenet"
+    assert start.hparams["max_epochs"].number_value == 2
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    names = {m.name.tag for m in experiment.metric_infos}
+    assert {"val/acc", "val/loss", "test/acc", "test/loss"} <= names
+    # the table shows a metric's last point: the final value, not a placeholder
+    assert events.Scalars("val/acc")[-1].value == pytest.approx(metrics["val/acc"])
+    assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+
+
+def test_one_override_switches_the_images_off(make_cfg, tmp_path):
+    cfg = make_cfg([*SHORT, "trainer.max_epochs=1", "callbacks.tensorboard_images=null"])
+    train(cfg)
+    events = read_events(tmp_path / "run")
+    assert events.Tags()["images"] == []
+    assert "val/acc" in events.Tags()["scalars"]
+
+
+def test_figures_render():
+    matrix = torch.tensor([[5, 1], [0, 4]])
+    image = figure_to_image(confusion_matrix_figure(matrix, ["cat", "dog"]))
+    assert image.dtype == torch.uint8 and image.shape[0] == 3 and image.float().std() > 10
+    tiles = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
+    grid = captioned_grid(tiles, ["1", "2", "3"], ["1", "7", "3"])
+    assert grid.shape[0] == 3 and grid.shape[2] >= 96 * 2
