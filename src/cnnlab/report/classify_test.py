@@ -1,0 +1,74 @@
+"""A classifier on its test split: confusion matrix, per-class accuracy, confident mistakes."""
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cnnlab.report.figures import to_uint8
+
+MISTAKES = 12  # most confident wrong answers shown: two rows of six on the page
+
+
+@dataclass
+class Mistake:
+    image: torch.Tensor  # uint8 (3, H, W), as the model saw it, unnormalised
+    true: int
+    predicted: int
+    confidence: float  # softmax probability of the predicted class
+
+
+@dataclass
+class ClassifierResults:
+    confusion: torch.Tensor  # (K, K) int64, rows the true class, columns the prediction
+    mistakes: list[Mistake] = field(default_factory=list)
+    images: int = 0
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        """Recall of each class: correct / test images of that class (NaN where none)."""
+        totals = self.confusion.sum(dim=1).double()
+        return self.confusion.diag().double() / totals.where(totals > 0, torch.nan)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.confusion.diag().sum() / max(self.images, 1))
+
+
+def normalisation(datamodule) -> tuple[list[float] | None, list[float] | None]:
+    """The mean and std the datamodule's images were normalised with, or (None, None) where it
+    does not say (the pictures are then stretched to their own range)."""
+    stats = getattr(datamodule, "_stats", None)
+    return stats() if callable(stats) else (None, None)
+
+
+@torch.inference_mode()
+def classify_test_split(
+    net: nn.Module, loader, num_classes: int, mean, std, max_images: int | None = None
+) -> ClassifierResults:
+    """Run ``net`` over ``loader`` (at most ``max_images`` images) and tally its answers."""
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    kept: list[Mistake] = []
+    seen = 0
+    for x, y in loader:
+        if max_images is not None and seen >= max_images:
+            break
+        if max_images is not None:
+            x, y = x[: max_images - seen], y[: max_images - seen]
+        out = net(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        probs = logits.float().softmax(dim=1)
+        confidence, predicted = probs.max(dim=1)
+        confusion += torch.bincount(
+            y * num_classes + predicted, minlength=num_classes * num_classes
+        ).view(num_classes, num_classes)
+        wrong = (predicted != y).nonzero().flatten()
+        if len(wrong):
+            pictures = to_uint8(x[wrong].float(), mean, std)
+            kept += [
+                Mistake(pictures[i], int(y[j]), int(predicted[j]), float(confidence[j]))
+                for i, j in enumerate(wrong.tolist())
+            ]
+            kept = sorted(kept, key=lambda m: -m.confidence)[:MISTAKES]
+        seen += len(y)
+    return ClassifierResults(confusion, kept, seen)

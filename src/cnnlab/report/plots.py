@@ -1,0 +1,88 @@
+"""The report's pictures as PNG bytes: a run's curves, per-class accuracy, tensors as images.
+
+matplotlib is imported inside the functions so that importing cnnlab stays light.
+"""
+
+import io
+
+import numpy as np
+import torch
+
+# Panels of the curves figure: (title, tags drawn in it); a panel none of whose tags the run
+# logged is left out. Per-step tags are drawn as lines, per-epoch tags as dots at their step.
+PANELS = (
+    ("loss", ("train/loss", "val/loss")),
+    ("accuracy", ("train/acc", "val/acc")),
+    ("mAP", ("val/map", "val/map_50", "val/map_75")),
+    ("mean IoU", ("val/miou",)),
+    ("learning rate", ("lr",)),
+)
+PER_STEP = {"train/loss", "lr"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def tensor_png(image: torch.Tensor, scale: int = 1) -> bytes:
+    """uint8 (C, H, W) with 1 or 3 channels -> PNG bytes, each pixel ``scale`` x ``scale``."""
+    from PIL import Image
+
+    pixels = image.detach().cpu()
+    if scale > 1:
+        pixels = pixels.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    array = pixels.permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def curves_png(scalars: dict[str, np.ndarray]) -> bytes | None:
+    """One row of panels (loss, the task's metric, learning rate) against the training step."""
+    panels = [(title, [t for t in tags if len(scalars.get(t, ()))]) for title, tags in PANELS]
+    panels = [(title, tags) for title, tags in panels if tags]
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, tags) in zip(axes[0], panels, strict=True):
+        for i, tag in enumerate(tags):
+            curve = scalars[tag]
+            style = "-" if tag in PER_STEP else "o-"
+            ax.plot(curve[:, 0], curve[:, 1], style, color=f"C{i}", markersize=4, label=tag)
+        ax.set(title=title, xlabel="step")
+        if title == "learning rate":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def per_class_png(accuracy: torch.Tensor, class_names: list[str]) -> bytes:
+    """Bars of each class's test accuracy, the overall mean dashed."""
+    plt = _pyplot()
+    values = accuracy.nan_to_num(0.0).numpy()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(values) + 1.5), 3.2))
+    ax.bar(range(len(values)), values, color="C0")
+    ax.axhline(float(np.nanmean(accuracy.numpy())), color="C3", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(values)), class_names, rotation=90 if len(values) > 12 else 0)
+    ax.set(ylim=(0, 1.02), ylabel="test accuracy", title="accuracy per class (dashed: mean)")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)
