@@ -59,3 +59,30 @@ def auto_progress_bar(kind: str = "auto") -> ProgressBar:
     if kind == "auto":
         kind = "rich" if sys.stdout.isatty() else "plain"
     return RichProgressBar() if kind == "rich" else PlainProgress()
+
+
+# Sections shown first in the config tree, in the order a reader looks for them; the rest follow.
+_TREE_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+
+
+def print_config_tree(config: dict, file=None) -> None:
+    """Print the composed config as a tree, one branch per top-level key, each holding its YAML.
+
+    rich colours it in a terminal and writes plain text (still with the tree's guide lines)
+    into a file or a pipe.
+    """
+    import yaml
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    keys = [k for k in _TREE_ORDER if k in config] + [k for k in config if k not in _TREE_ORDER]
+    for key in keys:
+        value = config[key]
+        if isinstance(value, dict | list):
+            text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip()
+            tree.add(key).add(Syntax(text, "yaml", background_color="default"))
+        else:
+            tree.add(f"{key}: {value}")
+    Console(file=file or sys.stdout).print(tree)

@@ -12,8 +12,10 @@ PROG = "cnnlab-compare"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Compare finished cnnlab runs: comparison.md (final metrics, one row per run) "
-        "and comparison.png (train/loss per step, val/acc per epoch, one line per run).",
+        description="Compare finished cnnlab runs: comparison.md and comparison.csv (the "
+        "overrides that differ, the final metrics and the wall-clock time, one row per run, the "
+        "best run marked) and comparison.png (train/loss per step and the task's validation "
+        "metric per epoch, one line per run, the best run drawn thicker with a star).",
     )
     parser.add_argument(
         "dirs",
@@ -26,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=None,
-        help="where to write comparison.md and comparison.png (default: the first DIR if it is a "
-        "sweep folder, else the current folder)",
+        help="where to write comparison.md, comparison.csv and comparison.png (default: the "
+        "first DIR, the sweep folder when it is one)",
     )
     parser.add_argument(
         "--metrics",
@@ -54,21 +56,27 @@ def compare(
     command: str = "",
     mean_over: str | None = None,
 ) -> tuple[str, list[Path]]:
-    """Read the runs under ``dirs``; write the Markdown table and the figure into ``out``.
+    """Read the runs under ``dirs``; write comparison.md, comparison.csv and comparison.png into
+    ``out`` (default: the first of ``dirs``, a sweep folder or a run folder).
 
-    Returns the Markdown text and the files written.
+    The best run is the one whose task's monitored metric (val/acc, val/map, val/miou: what its
+    best checkpoint is chosen by) peaked highest in any epoch. Returns the Markdown text and the
+    files written.
     """
+    from cnnlab.cli.resolvers import task_monitor
     from cnnlab.errors import UserError
-    from cnnlab.report.curves import plot_comparison
-    from cnnlab.report.runs import find_runs, is_run, label_runs
+    from cnnlab.report.curves import plot_comparison, run_val_tag
+    from cnnlab.report.runs import best_run, find_runs, label_runs
     from cnnlab.report.scalars import read_scalars
-    from cnnlab.report.table import choose_columns, markdown_table, mean_table
+    from cnnlab.report.table import choose_columns, csv_table, markdown_table, mean_table
 
     runs = find_runs(dirs)
     shared = label_runs(runs)
     columns = choose_columns(runs, metrics)
-    if out is None:
-        out = dirs[0] if not is_run(dirs[0]) else Path(".")
+    curves = [read_scalars(r.path) for r in runs]
+    ranked = best_run(runs, curves)
+    best = ranked[0] if ranked else None
+    out = dirs[0] if out is None else out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -79,7 +87,19 @@ def compare(
         lines += [f"Made by `{command}`.", ""]
     if shared:
         lines += ["Common to all runs: " + " ".join(f"`{o}`" for o in shared) + ".", ""]
-    lines += [markdown_table(runs, columns), ""]
+    if ranked:
+        index, metric, value = ranked
+        lines += [
+            f"Best run: **{runs[index].label}**, {metric} = {value:.4f} (the highest {metric} of "
+            "any epoch, the epoch its best checkpoint was kept from).",
+            "",
+        ]
+    lines += [markdown_table(runs, columns, timed=True, best=best), ""]
+    lines += [
+        "time_s: wall-clock seconds from the first to the last line of each run's train.log "
+        "(or, without it, between its first and last TensorBoard event).",
+        "",
+    ]
     if mean_over:
         lines += [mean_table(runs, columns, mean_over), ""]
     lines += [f"- {r.label}: {r.path} ({r.note})" for r in runs if r.note]
@@ -87,13 +107,17 @@ def compare(
 
     table = out / "comparison.md"
     table.write_text(text)
+    spreadsheet = out / "comparison.csv"
+    spreadsheet.write_text(csv_table(runs, columns, timed=True, best=best))
     figure = plot_comparison(
         [r.label for r in runs],
-        [read_scalars(r.path) for r in runs],
+        curves,
         out / "comparison.png",
         title=" ".join(shared),
+        val_tags=[run_val_tag(c, task_monitor(r.task)) for r, c in zip(runs, curves, strict=True)],
+        best=best,
     )
-    return text, [table, figure]
+    return text, [table, spreadsheet, figure]
 
 
 def main(argv: list[str] | None = None) -> None:

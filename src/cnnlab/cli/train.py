@@ -23,7 +23,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.cli.metrics_file import finish_run
 
     run_dir = cfg.paths.output_dir
-    log.info("Run folder: %s", run_dir)
+    log.info("Run folder: %s", run_dir)  # first and last line: where to look
+    if OmegaConf.select(cfg, "extras.print_config", default=False):
+        from cnnlab.callbacks.progress import print_config_tree
+
+        print_config_tree(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
         cfg = config_from_checkpoint(cfg, checkpoint)

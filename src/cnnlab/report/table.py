@@ -1,4 +1,11 @@
-"""The comparison table: one row per run, one column per final metric, as Markdown."""
+"""The comparison table: one row per run, one column per final metric, as Markdown and CSV.
+
+Beside the metrics, ``time_s`` holds each run's wall-clock seconds (Run.seconds) and ``best``
+says ``yes`` in the row of the run ranked best by its task's monitored metric.
+"""
+
+import csv
+import io
 
 from cnnlab.errors import UserError
 from cnnlab.report.runs import Run
@@ -7,6 +14,8 @@ from cnnlab.report.runs import Run
 # within a group these lead and the rest follow alphabetically.
 _LEADING = ("test/acc", "test/loss", "val/acc", "val/loss")
 _INTEGERS = ("epoch", "global_step")
+TIME = "time_s"
+BEST = "best"
 
 
 def _default_order(key: str) -> tuple[int, int, str]:
@@ -40,17 +49,48 @@ def _cell(value: float | int | str | None, key: str) -> str:
     return str(int(value)) if key in _INTEGERS else f"{value:.4f}"
 
 
-def markdown_table(runs: list[Run], columns: list[str]) -> str:
-    """A GitHub-flavoured Markdown table, one line per run in the order given."""
-    lines = [
-        "| " + " | ".join(["run", *columns]) + " |",
-        "| " + " | ".join(["---"] * (len(columns) + 1)) + " |",
-    ]
-    for run in runs:
+def _extra_columns(timed: bool, best: int | None) -> list[str]:
+    return [TIME] * timed + [BEST] * (best is not None)
+
+
+def _extra_cells(run: Run, index: int, timed: bool, best: int | None, places: int) -> list[str]:
+    cells = []
+    if timed:
+        cells.append("–" if run.seconds is None else f"{run.seconds:.{places}f}")
+    if best is not None:
+        cells.append("yes" if index == best else "")
+    return cells
+
+
+def markdown_table(
+    runs: list[Run], columns: list[str], *, timed: bool = False, best: int | None = None
+) -> str:
+    """A GitHub-flavoured Markdown table, one line per run in the order given; ``timed`` adds
+    the time_s column, ``best`` (an index into ``runs``) the best column."""
+    header = ["run", *columns, *_extra_columns(timed, best)]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    for i, run in enumerate(runs):
         cells = [run.label.replace("|", "\\|")]
         cells += [_cell(run.metrics.get(key), key) for key in columns]
+        cells += _extra_cells(run, i, timed, best, places=1)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def csv_table(
+    runs: list[Run], columns: list[str], *, timed: bool = False, best: int | None = None
+) -> str:
+    """The same rows as markdown_table, for a spreadsheet or pandas: full precision, an empty
+    cell where a value is missing, the run's folder in the last column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["run", *columns, *_extra_columns(timed, best), "path"])
+    for i, run in enumerate(runs):
+        values = [run.metrics.get(key) for key in columns]
+        cells = ["" if v is None else str(v) for v in values]
+        extra = [c.replace("–", "") for c in _extra_cells(run, i, timed, best, places=3)]
+        writer.writerow([run.label, *cells, *extra, str(run.path)])
+    return buffer.getvalue()
 
 
 def mean_table(runs: list[Run], columns: list[str], over: str) -> str:
