@@ -191,3 +191,41 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
     assert console_messages(result.stderr) == []
     count = len(IMG_SRC.findall(html))
     assert f'data-probe="images={count} broken=0"' in result.stdout, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "metric"),
+    [
+        (["data=shapes_detection", "model=fasterrcnn", "model/backbone=resnet20"], "test/map"),
+        (["data=shapes_segmentation", "model=fcn32s", "model/backbone=resnet20"], "test/miou"),
+    ],
+    ids=["detection", "segmentation"],
+)
+def test_detection_and_segmentation_pages_show_metrics_and_drawn_predictions(
+    tmp_path, overrides, metric
+):
+    run_dir = tmp_path / "run"
+    tiny = [
+        "data.num_train=8",
+        "data.num_val=4",
+        "data.num_test=4",
+        "data.image_size=64",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "trainer.enable_model_summary=false",
+    ]
+    cfg = compose_run([*overrides, *tiny], "train", run_dir, tmp_path / "data")
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    try:
+        train(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    html = write_report(run_dir).read_text(encoding="utf-8")
+    for section in ("Final metrics", "Training curves", "Test predictions", "Config"):
+        assert f"<h2>{section}</h2>" in html
+    assert metric in html and "Test split" not in html
+    for src in IMG_SRC.findall(html):
+        low, high = decoded(src).convert("L").getextrema()
+        assert high - low > 20, "a blank picture"
