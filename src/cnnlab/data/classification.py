@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
+from cnnlab.data.in_memory import InMemoryLoader
 from cnnlab.data.loaders import SplitLoaders
 from cnnlab.data.subset import relabel, resolve_classes
 from cnnlab.data.transforms import classification_transforms
@@ -29,6 +31,11 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     ``split_seed``). ``class_names`` and ``num_classes`` describe what the model sees.
     ``_build`` works with the dataset's own labels (``all_class_names``); the subset view is
     put on top of its splits.
+
+    ``in_memory`` (true, false, or None: on where the trainer's device is a GPU) decodes every
+    split once, unaugmented and unnormalised, into one tensor kept on the training device, and
+    serves it through ``InMemoryLoader`` (batched shifts and flips there, same distribution);
+    splits larger than ``in_memory_limit_mb`` fall back to the ordinary loaders.
     """
 
     task = "classification"
@@ -42,16 +49,18 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         self,
         root: str = "data",
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         image_size: int | None = None,
         channels: int | None = None,
         augment: bool = True,
         shift: int = 2,
         hflip: bool | None = None,
         split_seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = False,
         classes: Sequence | None = None,
         samples_per_class: int | None = None,
+        in_memory: bool | None = None,
+        in_memory_limit_mb: float | None = 4096,
     ) -> None:
         super().__init__()
         if samples_per_class is not None and (
@@ -75,6 +84,9 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         self.hflip = self.hflip_makes_sense if hflip is None else hflip
         self.split_seed = split_seed
         self.pin_memory = pin_memory
+        self.in_memory = in_memory
+        self.in_memory_limit_mb = in_memory_limit_mb
+        self.memory: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -131,6 +143,8 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         if self.train_set is None:
             splits = self._build(self.transforms(train=True), self.transforms(train=False))
             self.train_set, self.val_set, self.test_set = self._subset(*splits)
+        if self.memory is None and self._wants_memory():
+            self.memory = self._hold_in_memory()
 
     def _subset(self, train: Dataset, val: Dataset, test: Dataset) -> tuple[Dataset, ...]:
         """The splits cut to ``classes`` and ``samples_per_class``; untouched when both are null."""
@@ -158,3 +172,86 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
 
     def split_generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.split_seed)
+
+    # The in-memory path -------------------------------------------------------------------
+    def _wants_memory(self) -> bool:
+        if self.in_memory is not None:
+            return bool(self.in_memory)
+        return self.trainer is not None and self.trainer.strategy.root_device.type != "cpu"
+
+    def _raw_transform(self) -> v2.Compose:
+        """The evaluation pipeline without its last step, the normalisation (done per batch)."""
+        steps = self.transforms(train=False).transforms
+        assert isinstance(steps[-1], v2.Normalize)
+        return v2.Compose(steps[:-1])
+
+    def _materialise(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image of ``dataset`` (built with ``_raw_transform``) as one tensor (N, C, H, W)
+        and its labels (N,): uint8 where value*255 is exact (all 8-bit sources), else float."""
+        loader = DataLoader(dataset, batch_size=512, num_workers=self._workers())
+        images, labels = map(torch.cat, zip(*loader, strict=True))
+        as_bytes = _exact_bytes(images)
+        return images if as_bytes is None else as_bytes, labels.long()
+
+    def _hold_in_memory(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+        raw = self._raw_transform()
+        built = self._subset(*self._build(raw, raw))
+        splits = dict(zip(("train", "val", "test"), built, strict=True))
+        first = splits["train"][0][0]
+        scale = 4 if _exact_bytes(first) is None else 1  # bytes per value, float32 or uint8
+        mb = sum(len(s) for s in splits.values()) * first.numel() * scale / 2**20
+        if self.in_memory_limit_mb is not None and mb > self.in_memory_limit_mb:
+            log.warning(
+                "In-memory data off: the splits would take %.0f MB, over "
+                "data.in_memory_limit_mb=%s; using the ordinary loaders.",
+                mb,
+                self.in_memory_limit_mb,
+            )
+            return None
+        held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, dataset in splits.items():
+            twin = next((k for k, d in splits.items() if d is dataset and k in held), None)
+            held[name] = held[twin] if twin else self._materialise(dataset)
+        log.info("In-memory data: %d training images, %.0f MB", len(held["train"][1]), mb)
+        return held
+
+    def _memory_loader(self, split: str, train: bool) -> InMemoryLoader:
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        images, labels = self.memory[split]
+        if images.device != device:  # moved once, on first use
+            images, labels = images.to(device), labels.to(device)
+            self.memory[split] = images, labels
+        mean, std = self._stats()
+        return InMemoryLoader(
+            images,
+            labels,
+            batch_size=self.batch_size,
+            mean=mean,
+            std=std,
+            shuffle=train,
+            augment=train and self.augment,
+            shift=self.shift,
+            hflip=self.hflip,
+            seed=torch.initial_seed(),  # the run seed after seed_everything
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
+        )
+
+    def train_dataloader(self):
+        return self._memory_loader("train", True) if self.memory else super().train_dataloader()
+
+    def val_dataloader(self):
+        return self._memory_loader("val", False) if self.memory else super().val_dataloader()
+
+    def test_dataloader(self):
+        return self._memory_loader("test", False) if self.memory else super().test_dataloader()
+
+
+def _exact_bytes(images: torch.Tensor) -> torch.Tensor | None:
+    """``images`` (floats in [0, 1]) as uint8 when reading them back as value/255 gives exactly
+    the same floats (images decoded from 8-bit files), else None."""
+    as_bytes = (images * 255).round().to(torch.uint8)
+    same = torch.equal(v2.functional.to_dtype(as_bytes, torch.float32, scale=True), images)
+    return as_bytes if same else None

@@ -1,6 +1,7 @@
 """The three split loaders every datamodule shares (one DataLoader recipe, shuffled for train),
 and the base of the datamodules whose splits are built from files or drawn."""
 
+import os
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -9,18 +10,33 @@ from torch.utils.data import DataLoader, Dataset
 
 class SplitLoaders:
     """Mixin for a LightningDataModule with ``train_set``/``val_set``/``test_set``,
-    ``batch_size``, ``num_workers`` and ``pin_memory``; ``collate`` None is torch's stacking."""
+    ``batch_size``, ``num_workers`` and ``pin_memory``; ``collate`` None is torch's stacking.
+
+    ``num_workers`` None picks from the machine: on a GPU run one process per core but one, up
+    to 8; on a CPU run none (the training step already uses every core). ``pin_memory`` None
+    means on for a CUDA run. Both need the trainer (attached by Lightning) to know the device;
+    without one they are 0 and off."""
 
     collate: Callable | None = None
 
+    def _on_cuda(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    def _workers(self) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        return min(8, (os.cpu_count() or 1) - 1) if self._on_cuda() else 0
+
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        workers = self._workers()
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
+            persistent_workers=workers > 0,
             collate_fn=type(self).collate,
         )
 
@@ -43,11 +59,11 @@ class BuiltSplits(SplitLoaders, pl.LightningDataModule):
         self,
         root: str = "data",
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         image_size: int | None = None,
         augment: bool = True,
         split_seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = False,
     ) -> None:
         super().__init__()
         self.root = root
