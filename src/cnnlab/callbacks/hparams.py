@@ -42,6 +42,8 @@ class LogHparams(pl.Callback):
         self.fit_metrics = self._metrics(trainer, "val/")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:  # one table per run: rank 0 writes it
+            return
         metrics = {**self.fit_metrics, **self._metrics(trainer, "test/")}
         if not metrics:
             return

@@ -67,8 +67,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @entry_point("train")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> float | None:
+    """Train; return the monitored metric (val/acc, val/map, ...), the objective of a sweeper
+    such as ``hparams_search=optuna``."""
+    from cnnlab.cli.resolvers import task_monitor
+
+    return train(cfg).get(task_monitor(cfg.data.task))
 
 
 if __name__ == "__main__":

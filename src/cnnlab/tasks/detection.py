@@ -123,7 +123,9 @@ class DetectionModule(OptimizationMixin, pl.LightningModule):
     def _log_map(self, stage: str, metric: MeanAveragePrecision) -> None:
         result = metric.compute()
         for key in ("map", "map_50", "map_75"):
-            self.log(f"{stage}/{key}", result[key].float(), prog_bar=key == "map")
+            self.log(
+                f"{stage}/{key}", result[key].float(), prog_bar=key == "map", sync_dist=True
+            )  # compute() gathered all ranks already: sync_dist only quiets the DDP warning
         metric.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:

@@ -133,5 +133,5 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for k, iou in enumerate(self.test_class_iou.compute()):
-            self.log(f"test/iou_{k}", iou)
+            self.log(f"test/iou_{k}", iou, sync_dist=True)  # equal on every rank after compute()
         self.test_class_iou.reset()
