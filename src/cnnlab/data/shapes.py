@@ -135,7 +135,29 @@ class ShapesDetectionDataset(Dataset):
         return self.transform(image, target) if self.transform else (image, target)
 
 
-class ShapesDetectionDataModule(DetectionDataModule):
+class SceneSettings:
+    """What both shapes datamodules (detection, segmentation) keep: pictures per split, objects
+    per picture and the seed the scenes are drawn from."""
+
+    def init_scenes(
+        self,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        min_objects: int,
+        max_objects: int,
+        seed: int,
+    ) -> None:
+        if not 0 <= min_objects <= max_objects:
+            raise UserError(
+                f"data.min_objects={min_objects} and data.max_objects={max_objects} must satisfy "
+                "0 <= min_objects <= max_objects."
+            )
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.min_objects, self.max_objects, self.seed = min_objects, max_objects, seed
+
+
+class ShapesDetectionDataModule(SceneSettings, DetectionDataModule):
     """Bundled synthetic detection data (3 classes: circle, square, triangle); no files."""
 
     def __init__(
@@ -150,13 +172,7 @@ class ShapesDetectionDataModule(DetectionDataModule):
         **kwargs,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
-        if not 0 <= min_objects <= max_objects:
-            raise UserError(
-                f"data.min_objects={min_objects} and data.max_objects={max_objects} must satisfy "
-                "0 <= min_objects <= max_objects."
-            )
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.min_objects, self.max_objects, self.seed = min_objects, max_objects, seed
+        self.init_scenes(num_train, num_val, num_test, min_objects, max_objects, seed)
 
     @property
     def class_names(self) -> list[str]:

@@ -9,8 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnlab.data.segmentation import SegmentationDataModule
-from cnnlab.data.shapes import SHAPE_NAMES, draw_scene
-from cnnlab.errors import UserError
+from cnnlab.data.shapes import SHAPE_NAMES, SceneSettings, draw_scene
 
 
 def class_mask(masks: np.ndarray, labels: np.ndarray, size: int) -> np.ndarray:
@@ -41,7 +40,7 @@ class ShapesSegmentationDataset(Dataset):
         return self.transform(image, mask) if self.transform else (image, mask)
 
 
-class ShapesSegmentationDataModule(SegmentationDataModule):
+class ShapesSegmentationDataModule(SceneSettings, SegmentationDataModule):
     """Bundled synthetic segmentation data: background, circle, square, triangle; no files.
 
     Pictures are drawn ``draw_size`` pixels square, then resized with their masks to
@@ -61,14 +60,8 @@ class ShapesSegmentationDataModule(SegmentationDataModule):
         **kwargs,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)
-        if not 0 <= min_objects <= max_objects:
-            raise UserError(
-                f"data.min_objects={min_objects} and data.max_objects={max_objects} must satisfy "
-                "0 <= min_objects <= max_objects."
-            )
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.init_scenes(num_train, num_val, num_test, min_objects, max_objects, seed)
         self.draw_size = draw_size
-        self.min_objects, self.max_objects, self.seed = min_objects, max_objects, seed
 
     @property
     def class_names(self) -> list[str]:
