@@ -36,6 +36,7 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS: dict = {"rows": [], "errors": []}
+CNNLAB_OVERRIDES: list[str] = []  # --cnnlab-override: appended to every cnnlab run of --cpu
 
 
 def say(*args) -> None:
@@ -266,7 +267,7 @@ def cpu_section(out: str | None, tmp: Path) -> None:
 
     def lenet_rows():
         epochs = 8
-        mine = cnnlab_fit([f"trainer.max_epochs={epochs}"], tmp / "lenet")
+        mine = cnnlab_fit([f"trainer.max_epochs={epochs}", *CNNLAB_OVERRIDES], tmp / "lenet")
         torch.manual_seed(42)
         plain = plain_fit(lenet(), digits_tensors(), epochs, 64, 0.002, shift=2)
         n = 1257  # training digits
@@ -287,6 +288,7 @@ def cpu_section(out: str | None, tmp: Path) -> None:
             "data.augment=false",
         ]
         overrides = [*data_overrides, "model=resnet20", f"trainer.max_epochs={epochs}"]
+        overrides += CNNLAB_OVERRIDES
         mine = cnnlab_fit(overrides, tmp / "resnet20")
         dm = FakeDataModule(
             root=str(tmp), train_size=size, val_size=256, test_size=64, batch_size=batch,
@@ -305,6 +307,7 @@ def cpu_section(out: str | None, tmp: Path) -> None:
                 if side == "cnnlab":
                     run_dir = tempfile.mkdtemp(dir=tmp)
                     cmd = ["cnnlab-train", "trainer.max_epochs=20", f"hydra.run.dir={run_dir}"]
+                    cmd += CNNLAB_OVERRIDES
                 else:
                     cmd = [sys.executable, __file__, "--plain-digits-process", "20"]
                 start = time.perf_counter()
@@ -619,9 +622,17 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=330.0, help="GPU section: seconds")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument(
+        "--cnnlab-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--cpu: an override for every cnnlab run, e.g. data.in_memory=true (repeatable)",
+    )
+    parser.add_argument(
         "--plain-digits-process", type=int, metavar="EPOCHS", help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    CNNLAB_OVERRIDES.extend(args.cnnlab_override)
 
     if args.plain_digits_process:
         plain_digits_process(args.plain_digits_process)
