@@ -8,14 +8,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from commands import explain, run_command
+
 pytestmark = pytest.mark.slow  # two processes, each paying the imports: 20-40 s a run
 
-BIN = Path(sys.executable).parent
 SHORT = [
     "trainer=ddp_cpu",
     "trainer.max_epochs=1",
@@ -35,22 +35,10 @@ def free_port() -> int:
 def train(*overrides: str, cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
     """cnnlab-train in ``cwd`` (runs go to cwd/outputs), on a port no other test uses."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    for name in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "HYDRA_FULL_ERROR"):
+    for name in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK"):
         env.pop(name, None)  # a test runner started by torchrun must not pass its rank on
-    return subprocess.run(
-        [str(BIN / "cnnlab-train"), *(["-m"] if multirun else []), *SHORT, *overrides],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-    )
-
-
-def explain(proc: subprocess.CompletedProcess) -> str:
-    return f"exit {proc.returncode}; output ends with:\n{proc.stdout[-4000:]}"
+    args = [*(["-m"] if multirun else []), *SHORT, *overrides]
+    return run_command("cnnlab-train", *args, cwd=cwd, env=env, timeout=300)
 
 
 def assert_one_rank_wrote(run_dir: Path) -> None:

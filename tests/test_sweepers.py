@@ -5,10 +5,6 @@ installed.
 """
 
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -17,7 +13,7 @@ from omegaconf import OmegaConf
 
 from cnnlab.cli.app import config_dir
 
-BIN = Path(sys.executable).parent
+from commands import run_command
 
 
 def needs(module: str, extra: str):
@@ -76,10 +72,9 @@ def test_optuna_search_space_composes():
 @needs("hydra_plugins.hydra_optuna_sweeper", "optuna")
 def test_optuna_search_returns_best_trial(tmp_path):
     sweep = tmp_path / "sweep"
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    proc = subprocess.run(
-        [
-            str(BIN / "cnnlab-train"),
+    proc = run_command(
+        "cnnlab-train",
+        *[
             "-m",
             "hparams_search=optuna",
             "hydra.sweeper.n_trials=2",
@@ -93,11 +88,6 @@ def test_optuna_search_returns_best_trial(tmp_path):
             "logger=none",
         ],
         cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]

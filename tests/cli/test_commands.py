@@ -6,17 +6,16 @@ shared by the tests that read its run folder, resume from it and evaluate its ch
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from commands import explain, run_command
+
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 
 # The bundled digits split: 1,257 training images in batches of 64 make 20 steps per epoch.
 STEPS_PER_EPOCH = 20
@@ -24,22 +23,7 @@ STEPS_PER_EPOCH = 20
 
 def run(command: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run an installed console script; stdout and stderr together in ``.stdout``."""
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)  # the error tests check that no traceback is shown
-    return subprocess.run(
-        [str(BIN / command), *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600,
-    )
-
-
-def explain(proc: subprocess.CompletedProcess) -> str:
-    return f"exit {proc.returncode}; output ends with:\n{proc.stdout[-4000:]}"
+    return run_command(command, *args, cwd=cwd)
 
 
 def read_metrics(run_dir: Path) -> dict:
