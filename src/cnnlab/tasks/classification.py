@@ -6,19 +6,21 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnnlab.tasks.optimization import OptimizationMixin
+from cnnlab.tasks.step_logging import StepLoggingMixin
 
 
-class ClassificationModule(OptimizationMixin, pl.LightningModule):
+class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     """Trains ``net`` (images (B, C, H, W) -> logits (B, num_classes)).
 
     ``optimizer`` is a factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_``);
     ``scheduler`` a factory ``(optimizer, total_steps=, steps_per_epoch=) -> LRScheduler``
     stepped after every optimizer step, or None for a constant rate (see OptimizationMixin).
-    Logged: train/loss (per step), train/acc, val/loss, val/acc, test/loss, test/acc,
-    test/acc_top5 (more than five classes), lr (the head's rate when the backbone has its own).
+    Logged: train/loss and lr (every ``trainer.log_every_n_steps`` steps), train/acc, val/loss,
+    val/acc, test/loss, test/acc, test/acc_top5 (more than five classes); see StepLoggingMixin.
 
     A network may return ``(logits, *aux_logits)`` in training (GoogLeNet's auxiliary
     classifiers): the loss adds ``net.aux_weight`` times each auxiliary cross-entropy, and the
@@ -42,6 +44,7 @@ class ClassificationModule(OptimizationMixin, pl.LightningModule):
         self.label_smoothing = label_smoothing
         acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = acc.clone(), acc.clone(), acc.clone()
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # weighted by batch size
         self.test_top5 = (
             MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
             if num_classes > 5
@@ -71,24 +74,25 @@ class ClassificationModule(OptimizationMixin, pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, y = self._step(batch, self.label_smoothing)
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        self.log_lr()
+        self.train_acc.update(logits.detach(), y)
+        self.log_epoch_metric("train/acc", self.train_acc, batch_idx, prog_bar=True)
+        self.log_train_step({"train/loss": loss}, batch_idx)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, y = self._step(batch)
-        self.val_acc(logits, y)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        self.val_loss.update(loss, weight=len(y))
+        self.val_acc.update(logits, y)
+        self.log_epoch_metric("val/loss", self.val_loss, batch_idx, prog_bar=True)
+        self.log_epoch_metric("val/acc", self.val_acc, batch_idx, prog_bar=True)
         return logits  # for callbacks (TensorBoardImages' confusion matrix): no second forward
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, logits, y = self._step(batch)
-        self.test_acc(logits, y)
-        self.log("test/loss", loss, on_epoch=True, sync_dist=True)
-        self.log("test/acc", self.test_acc, on_epoch=True)
+        self.test_loss.update(loss, weight=len(y))
+        self.test_acc.update(logits, y)
+        self.log_epoch_metric("test/loss", self.test_loss, batch_idx)
+        self.log_epoch_metric("test/acc", self.test_acc, batch_idx)
         if self.test_top5 is not None:
-            self.test_top5(logits, y)
-            self.log("test/acc_top5", self.test_top5, on_epoch=True)
+            self.test_top5.update(logits, y)
+            self.log_epoch_metric("test/acc_top5", self.test_top5, batch_idx)

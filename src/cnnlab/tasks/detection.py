@@ -11,6 +11,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from cnnlab.tasks.optimization import OptimizationMixin
+from cnnlab.tasks.step_logging import StepLoggingMixin
 
 TRUE_COLOR, PRED_COLOR = "lime", "red"
 
@@ -60,16 +61,17 @@ def image_grid(images: list[torch.Tensor], columns: int = 4) -> torch.Tensor:
     return make_grid(torch.stack(padded), nrow=min(columns, len(padded)), padding=2)
 
 
-class DetectionModule(OptimizationMixin, pl.LightningModule):
+class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     """Trains a torchvision-style detector ``net``.
 
     Batches are ``(images, targets)``: a list of float images (3, H, W) in [0, 1] and a list of
     {"boxes": (N, 4) xyxy pixels, "labels": (N,) in 1..K, ...}. In training the net returns a
     dict of losses; in evaluation a list of {"boxes", "labels", "scores"} per image.
-    Logged: train/loss (their sum) and each train/loss_*, lr, val/map, val/map_50, val/map_75,
-    test/map, test/map_50, test/map_75 (COCO mAP, 0..1), and each validation epoch the first
-    ``num_logged_images`` images with true (green) and predicted (red, score at least
-    ``draw_score_threshold``) boxes to TensorBoard as ``val/predictions``.
+    Logged: train/loss (their sum), each train/loss_* and lr (every ``log_every_n_steps``
+    steps), val/map, val/map_50, val/map_75, test/map, test/map_50, test/map_75 (COCO mAP,
+    0..1), and each validation epoch the first ``num_logged_images`` images with true (green)
+    and predicted (red, score at least ``draw_score_threshold``) boxes to TensorBoard as
+    ``val/predictions``.
 
     Optimizer, schedule and ``backbone_lr_scale`` work as in the classification module
     (OptimizationMixin). ``num_classes`` (K + 1, with the background) belongs to the net;
@@ -105,10 +107,8 @@ class DetectionModule(OptimizationMixin, pl.LightningModule):
         losses = self.net(images, targets)
         loss = sum(losses.values())
         size = len(images)
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=size)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
-        self.log_lr()
+        values = {"train/loss": loss, **{f"train/{k}": v for k, v in losses.items()}}
+        self.log_train_step(values, batch_idx, batch_size=size)
         return loss
 
     def _predict(self, batch, metric: MeanAveragePrecision):

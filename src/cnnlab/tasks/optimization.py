@@ -32,10 +32,6 @@ class OptimizationMixin:
         self._planned_steps: int | None = None  # total steps of the schedule being followed
         self._restored_plan: int | None = None  # the checkpoint's total, when resuming
 
-    def log_lr(self) -> None:
-        """``lr``: the first group's rate (the head's, when the backbone has its own)."""
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
-
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(
             params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
@@ -14,6 +15,7 @@ from cnnlab.data.segmentation import IGNORE_INDEX
 from cnnlab.report.masks import overlay
 from cnnlab.tasks.detection import image_grid
 from cnnlab.tasks.optimization import OptimizationMixin
+from cnnlab.tasks.step_logging import StepLoggingMixin
 
 
 def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJaccardIndex:
@@ -38,7 +40,7 @@ def mask_rows(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor) ->
     return tiles
 
 
-class SegmentationModule(OptimizationMixin, pl.LightningModule):
+class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     """Trains ``net`` (images (B, 3, H, W) -> scores (B, num_classes, H, W)).
 
     Batches are ``(images, masks)`` with masks int64 (B, H, W); pixels labelled 255 count in
@@ -46,13 +48,13 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
     (torchvision's auxiliary classifier): the loss adds ``net.aux_weight`` times each auxiliary
     cross-entropy.
 
-    Logged: train/loss (per step), lr, val/loss, val/miou, test/loss, test/miou,
-    test/pixel_acc and test/iou_<k> for each class k. mIoU is the mean over classes of
-    TP / (TP + FP + FN) from the confusion matrix of all the epoch's pixels. Each validation
-    epoch the first ``num_logged_images`` validation images (0: none) go to TensorBoard as
-    ``val/predictions``, a grid of rows [image | true mask | predicted mask] in VOC colours.
-    Optimizer and schedule work as in the classification module (OptimizationMixin);
-    ``label_smoothing`` applies to the training loss.
+    Logged: train/loss and lr (every ``trainer.log_every_n_steps`` steps), val/loss, val/miou,
+    test/loss, test/miou, test/pixel_acc and test/iou_<k> for each class k. mIoU is the mean
+    over classes of TP / (TP + FP + FN) from the confusion matrix of all the epoch's pixels.
+    Each validation epoch the first ``num_logged_images`` validation images (0: none) go to
+    TensorBoard as ``val/predictions``, a grid of rows [image | true mask | predicted mask] in
+    VOC colours. Optimizer and schedule work as in the classification module
+    (OptimizationMixin); ``label_smoothing`` applies to the training loss.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
         self.num_logged_images = num_logged_images
         self._shown: list[torch.Tensor] = []  # this epoch's drawn validation tiles, 3 an image
         self.val_miou, self.test_miou = iou_metric(num_classes), iou_metric(num_classes)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # weighted by batch size
         self.test_class_iou = iou_metric(num_classes, average="none")
         self.test_pixel_acc = MulticlassAccuracy(
             num_classes, average="micro", ignore_index=IGNORE_INDEX
@@ -100,15 +103,15 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._step(batch, self.label_smoothing)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log_lr()
+        self.log_train_step({"train/loss": loss}, batch_idx)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, preds, masks = self._step(batch)
         self.val_miou.update(preds, masks)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("val/miou", self.val_miou, on_epoch=True, prog_bar=True)
+        self.val_loss.update(loss, weight=len(masks))
+        self.log_epoch_metric("val/loss", self.val_loss, batch_idx, prog_bar=True)
+        self.log_epoch_metric("val/miou", self.val_miou, batch_idx, prog_bar=True)
         wanted = self.num_logged_images - len(self._shown) // 3
         if wanted > 0 and not self.trainer.sanity_checking:
             images = unnormalize(batch[0][:wanted])
@@ -127,9 +130,10 @@ class SegmentationModule(OptimizationMixin, pl.LightningModule):
         loss, preds, masks = self._step(batch)
         for metric in (self.test_miou, self.test_pixel_acc, self.test_class_iou):
             metric.update(preds, masks)
-        self.log("test/loss", loss, on_epoch=True, sync_dist=True)
-        self.log("test/miou", self.test_miou, on_epoch=True)
-        self.log("test/pixel_acc", self.test_pixel_acc, on_epoch=True)
+        self.test_loss.update(loss, weight=len(masks))
+        self.log_epoch_metric("test/loss", self.test_loss, batch_idx)
+        self.log_epoch_metric("test/miou", self.test_miou, batch_idx)
+        self.log_epoch_metric("test/pixel_acc", self.test_pixel_acc, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         for k, iou in enumerate(self.test_class_iou.compute()):
