@@ -34,6 +34,7 @@ def full_run(tmp_path_factory):
     overrides = [
         *SHORT,
         "callbacks.tensorboard_images.histograms=true",
+        "callbacks.tensorboard_images.max_time_share=null",  # every epoch, however fast
         "logger.tensorboard.log_graph=true",
     ]
     cfg = compose_run(overrides, "train", tmp / "run", tmp / "data")
@@ -87,6 +88,16 @@ def test_hparams_hold_the_settings_and_the_final_metrics(full_run):
     # the table shows a metric's last point: the final value, not a placeholder
     assert events.Scalars("val/acc")[-1].value == pytest.approx(metrics["val/acc"])
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+
+
+def test_time_share_skips_the_middle_epochs(make_cfg, tmp_path):
+    """A share no drawing can keep: the first epoch (cost unknown) and the last are drawn."""
+    share = "callbacks.tensorboard_images.max_time_share=1e-9"
+    train(make_cfg([*SHORT, "trainer.max_epochs=4", share]))
+    events = read_events(tmp_path / "run")
+    assert [e.step for e in events.Images("val/predictions")] == [3, 12]  # epochs 0 and 3
+    assert len(events.Images("train/inputs")) == 2
+    assert len(events.Images("model/first_conv_filters")) == 3  # as initialised, 0, 3
 
 
 def test_one_override_switches_the_images_off(make_cfg, tmp_path):

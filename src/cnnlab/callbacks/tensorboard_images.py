@@ -11,9 +11,18 @@ modules draw their own ``val/predictions``):
 
 The predictions come from what ``validation_step`` returns (the logits), so the confusion matrix
 costs no second forward pass; a module that returns nothing gets one, under no_grad.
+
+Drawing (matplotlib above all) takes a fixed fraction of a second an epoch: nothing on a GPU
+epoch of minutes, but more than the epoch itself for LeNet on the digits. ``max_time_share``
+keeps the pictures under that share of the training time: an epoch is drawn only when the time
+spent drawing so far, plus the last drawing's cost, stays within the share of the time since
+training started. The first epoch is always drawn (nothing is known of the cost yet), and so is
+the last.
 """
 
 import math
+import time
+from contextlib import contextmanager
 
 import lightning.pytorch as pl
 import torch
@@ -26,11 +35,14 @@ from cnnlab.tasks.classification import ClassificationModule
 
 
 class TensorBoardImages(pl.Callback):
-    """Every ``every_n_epochs`` epochs (and in the last one) writes the pictures switched on."""
+    """Every ``every_n_epochs`` epochs (and in the last one) writes the pictures switched on,
+    skipping epochs while drawing would take more than ``max_time_share`` of the training time
+    (None: never skip)."""
 
     def __init__(
         self,
         every_n_epochs: int = 1,
+        max_time_share: float | None = 0.05,
         num_images: int = 16,
         train_batch: bool = True,
         predictions: bool = True,
@@ -40,7 +52,10 @@ class TensorBoardImages(pl.Callback):
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be 1 or more, got {every_n_epochs}.")
+        if max_time_share is not None and not 0 < max_time_share <= 1:
+            raise ValueError(f"max_time_share must be in (0, 1] or None, got {max_time_share}.")
         self.every_n_epochs = every_n_epochs
+        self.max_time_share = max_time_share
         self.num_images = num_images
         self.train_batch = train_batch
         self.predictions = predictions
@@ -50,6 +65,11 @@ class TensorBoardImages(pl.Callback):
         self._matrix: torch.Tensor | None = None  # (K, K) counts, rows true, while collecting
         self._shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._grads_due = False
+        self._drawing: bool | None = None  # this epoch's decision, made at its start
+        self._started = 0.0  # perf_counter at the start of training
+        self._spent = 0.0  # seconds spent drawing since then
+        self._last_cost: float | None = None  # seconds the last drawn epoch took; None: none yet
+        self._epoch_cost = 0.0  # seconds spent drawing in this epoch so far
 
     # When and where ---------------------------------------------------------------------------
     @staticmethod
@@ -63,15 +83,48 @@ class TensorBoardImages(pl.Callback):
         return None
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        epoch = trainer.current_epoch
-        last = trainer.max_epochs is not None and epoch == trainer.max_epochs - 1
-        return not trainer.sanity_checking and ((epoch + 1) % self.every_n_epochs == 0 or last)
+        if trainer.sanity_checking:
+            return False
+        return self._scheduled(trainer) if self._drawing is None else self._drawing
+
+    def _scheduled(self, trainer: pl.Trainer) -> bool:
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0 or self._last_epoch(trainer)
+
+    @staticmethod
+    def _last_epoch(trainer: pl.Trainer) -> bool:
+        return trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1
+
+    def _within_budget(self, trainer: pl.Trainer) -> bool:
+        if self.max_time_share is None or self._last_cost is None or self._last_epoch(trainer):
+            return True
+        elapsed = time.perf_counter() - self._started
+        return self._spent + self._last_cost <= self.max_time_share * (elapsed + self._last_cost)
+
+    @contextmanager
+    def _timed(self):
+        """Counts the time inside against the budget (and as this epoch's drawing cost)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            took = time.perf_counter() - start
+            self._spent += took
+            self._epoch_cost += took
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._drawing = self._scheduled(trainer) and self._within_budget(trainer)
+        self._epoch_cost = 0.0
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._drawing = None  # a later trainer.validate() follows the schedule alone
 
     # Training ---------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started, self._spent, self._last_cost = time.perf_counter(), 0.0, None
         writer = self._writer(trainer, pl_module)
         if writer is not None and self.filters:  # the filters as initialised (or loaded)
-            self._log_filters(writer, pl_module, trainer.global_step)
+            with self._timed():
+                self._log_filters(writer, pl_module, trainer.global_step)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
@@ -83,9 +136,9 @@ class TensorBoardImages(pl.Callback):
             return
         self._grads_due = self.histograms
         if self.train_batch:
-            images = figures.to_uint8(batch[0][: self.num_images], *_stats(trainer))
-            grid = _grid(images)
-            writer.add_image("train/inputs", grid, trainer.global_step)
+            with self._timed():
+                images = figures.to_uint8(batch[0][: self.num_images], *_stats(trainer))
+                writer.add_image("train/inputs", _grid(images), trainer.global_step)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer
@@ -93,6 +146,10 @@ class TensorBoardImages(pl.Callback):
         if not self._grads_due:  # gradients of the epoch's first step, unscaled under AMP
             return
         self._grads_due = False
+        self._drawing: bool | None = None  # this epoch's decision, made at its start
+        self._started = 0.0  # perf_counter at the start of training
+        self._spent = 0.0  # seconds spent drawing since then
+        self._last_cost = 0.0  # seconds the last drawn epoch took to draw
         writer = self._writer(trainer, pl_module)
         for name, p in pl_module.named_parameters():
             if p.grad is not None:
@@ -102,11 +159,14 @@ class TensorBoardImages(pl.Callback):
         writer = self._writer(trainer, pl_module)
         if writer is None or not self._due(trainer):
             return
-        if self.filters:
-            self._log_filters(writer, pl_module, trainer.global_step)
-        if self.histograms:
-            for name, p in pl_module.named_parameters():
-                writer.add_histogram(f"weights/{name}", p.detach().float(), trainer.global_step)
+        with self._timed():
+            if self.filters:
+                self._log_filters(writer, pl_module, trainer.global_step)
+            if self.histograms:
+                for name, p in pl_module.named_parameters():
+                    weight = p.detach().float()
+                    writer.add_histogram(f"weights/{name}", weight, trainer.global_step)
+        self._last_cost = self._epoch_cost  # the validation pictures came before: all counted
 
     @staticmethod
     def _log_filters(writer, pl_module: pl.LightningModule, step: int) -> None:
@@ -135,6 +195,10 @@ class TensorBoardImages(pl.Callback):
     ) -> None:
         if self._matrix is None:
             return
+        with self._timed():
+            self._collect(pl_module, outputs, batch)
+
+    def _collect(self, pl_module: pl.LightningModule, outputs, batch) -> None:
         x, y = batch
         if not isinstance(outputs, torch.Tensor):
             with torch.no_grad():
@@ -149,6 +213,11 @@ class TensorBoardImages(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._matrix is None:
             return
+        with self._timed():
+            self._draw_validation(trainer, pl_module)
+        self._matrix, self._shown = None, []
+
+    def _draw_validation(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer, step = self._writer(trainer, pl_module), trainer.global_step
         names = _class_names(trainer, len(self._matrix))
         if self.predictions and self._shown:
@@ -160,7 +229,6 @@ class TensorBoardImages(pl.Callback):
             title = f"epoch {trainer.current_epoch}"
             fig = figures.confusion_matrix_figure(self._matrix.numpy(), names, title)
             writer.add_image("val/confusion_matrix", figures.figure_to_image(fig), step)
-        self._matrix, self._shown = None, []
 
 
 def _grid(images: torch.Tensor) -> torch.Tensor:
