@@ -32,7 +32,9 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     ``_build`` works with the dataset's own labels (``all_class_names``); the subset view is
     put on top of its splits.
 
-    ``in_memory`` (true, false, or None: on where the trainer's device is a GPU) decodes every
+    ``in_memory`` (true, false, or None: on where the trainer's device is a GPU, and on the CPU
+    too for datasets that ``in_memory_on_cpu``: arrays that are small and already held whole,
+    where per-sample Python costs more than the step) decodes every
     split once, unaugmented and unnormalised, into one tensor kept on the training device, and
     serves it through ``InMemoryLoader`` (batched shifts and flips there, same distribution);
     splits larger than ``in_memory_limit_mb`` fall back to the ordinary loaders.
@@ -44,6 +46,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     mean: Sequence[float] = (0.5, 0.5, 0.5)
     std: Sequence[float] = (0.5, 0.5, 0.5)
     hflip_makes_sense: bool = True
+    in_memory_on_cpu: bool = False  # in_memory=None holds the data in memory on a CPU run too
 
     def __init__(
         self,
@@ -177,7 +180,9 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     def _wants_memory(self) -> bool:
         if self.in_memory is not None:
             return bool(self.in_memory)
-        return self.trainer is not None and self.trainer.strategy.root_device.type != "cpu"
+        if self.trainer is None:
+            return False
+        return self.in_memory_on_cpu or self.trainer.strategy.root_device.type != "cpu"
 
     def _raw_transform(self) -> v2.Compose:
         """The evaluation pipeline without its last step, the normalisation (done per batch)."""
