@@ -81,7 +81,7 @@ def torchvision_state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
     filename = os.path.basename(urlparse(url).path)
     cached = hub_checkpoint_dir() / filename
     if cached.is_file():
-        return _state_dict_from(_torch_load(cached), cached)
+        return _state_dict_from(safe_torch_load(cached), cached)
     try:
         loaded = torch.hub.load_state_dict_from_url(
             url, map_location="cpu", weights_only=True, progress=True
@@ -106,7 +106,7 @@ def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"No weights file at {path}. Give the path of a cnnlab checkpoint "
             f"(RUN_DIR/checkpoints/last.ckpt), a .pt/.pth state dict or a .safetensors file."
         )
-    loaded = _safetensors_load(path) if _is_safetensors(path) else _torch_load(path)
+    loaded = _safetensors_load(path) if _is_safetensors(path) else safe_torch_load(path)
     return _state_dict_from(loaded, path)
 
 
@@ -129,8 +129,23 @@ def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
         ) from e
 
 
-def _torch_load(path: Path) -> object:
-    """``torch.load(weights_only=True)``, every failure turned into a UserError about ``path``."""
+# What to do with a file whose pickle was refused, by what the file was given as.
+_TRUSTED_RESAVE = (
+    "If you trust the file, re-save its weights as a plain state dict, e.g. "
+    "torch.save(model.state_dict(), 'weights.pt'), or as safetensors "
+    "(safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')), and give that file."
+)
+_NOT_FROM_CNNLAB = (
+    "cnnlab-train writes checkpoints of tensors and plain containers only, so this file did not "
+    "come from it. Give RUN_DIR/checkpoints/last.ckpt (or the best-*.ckpt beside it) of a "
+    "cnnlab-train run; to start from someone else's weights, re-save them as a plain state dict "
+    "and give that to finetune.weights=PATH."
+)
+
+
+def safe_torch_load(path: Path, checkpoint: bool = False) -> object:
+    """``torch.load(weights_only=True)``, every failure turned into a UserError about ``path``;
+    ``checkpoint``: the file was given as a cnnlab checkpoint (``ckpt_path``), not as weights."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -139,10 +154,8 @@ def _torch_load(path: Path) -> object:
         raise UserError(
             f"Refused to load {path}: it is a pickle that holds Python objects other than "
             f"tensors and plain containers, and unpickling it could run code, so it was not "
-            f"executed (torch.load with weights_only=True). If you trust the file, re-save its "
-            f"weights as a plain state dict, e.g. torch.save(model.state_dict(), 'weights.pt'), "
-            f"or as safetensors (safetensors.torch.save_file(model.state_dict(), "
-            f"'weights.safetensors')), and give that file."
+            f"executed (torch.load with weights_only=True). "
+            + (_NOT_FROM_CNNLAB if checkpoint else _TRUSTED_RESAVE)
         ) from e
     except Exception as e:  # truncated zip, empty file, another format
         raise _unreadable(path, e) from e
@@ -157,7 +170,10 @@ def _refused_pickle(path: Path, error: pickle.UnpicklingError) -> bool:
 
 
 def _unreadable(path: Path, error: Exception) -> UserError:
-    if isinstance(error, pickle.UnpicklingError):  # torch's text here is about trusted pickles
+    if isinstance(error, EOFError):
+        reason = "the data ends too early"
+    elif isinstance(error, (pickle.UnpicklingError, KeyError, IndexError, ValueError)):
+        # torch's own text here is about trusted pickles, or a bare byte value
         reason = "neither a zip archive nor a pickle that torch.load can read"
     else:
         reason = str(error).strip().split(". ")[0].rstrip(".") or type(error).__name__
