@@ -424,7 +424,7 @@ def plain_gpu_run(net, batches, device, warmup, steps, compile_, channels_last) 
     """Plain loop: SGD with momentum, bf16 autocast, channels-last; images/s after warm-up."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    model = torch.compile(net) if compile_ else net
+    model = torch.compile(net, dynamic=False) if compile_ else net  # as cnnlab compiles
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     model.train()
     start = None

@@ -107,7 +107,7 @@ def test_channels_last_and_compile_train_and_checkpoint_loads_plain(
 ):
     # aot_eager traces and compiles the graphs as inductor does, without generating C++ (which
     # takes about 30 s per graph on two cores); test_compile_with_inductor covers inductor.
-    monkeypatch.setattr(speed, "COMPILE_OPTIONS", {"backend": "aot_eager"})
+    monkeypatch.setattr(speed, "COMPILE_OPTIONS", {**speed.COMPILE_OPTIONS, "backend": "aot_eager"})
     formats = []
     forward = ClassificationModule.forward
 
