@@ -9,8 +9,12 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from cnnlab.data.mixing import batch_mixer
+from cnnlab.errors import UserError
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
+
+TTA_MODES = ("none", "flip")
 
 
 class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
@@ -26,6 +30,10 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
     classifiers): the loss adds ``net.aux_weight`` times each auxiliary cross-entropy, and the
     accuracy counts the main logits only. ``backbone_lr_scale`` (fine-tuning) gives the
     backbone's parameters that multiple of the optimizer's learning rate.
+
+    Recipe ingredients: ``mixup_alpha`` / ``cutmix_alpha`` mix each training batch (soft
+    targets; the loss is the soft cross-entropy, train/acc counts the larger share as the
+    label), ``tta="flip"`` averages the class probabilities of each test image and its mirror.
     """
 
     def __init__(
@@ -37,11 +45,18 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         backbone_lr_scale: float = 1.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        tta: str = "none",
     ) -> None:
         super().__init__()
         self.net = net
         self.init_optimization(optimizer, scheduler, decay_norm_and_bias, backbone_lr_scale)
         self.label_smoothing = label_smoothing
+        self.mixer = batch_mixer(num_classes, mixup_alpha, cutmix_alpha)
+        if tta not in TTA_MODES:
+            raise UserError(f"recipe.tta={tta} is not known: choose one of {', '.join(TTA_MODES)}.")
+        self.tta = tta
         acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = acc.clone(), acc.clone(), acc.clone()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # weighted by batch size
@@ -72,9 +87,20 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
             )
         return loss, logits, y
 
+    def _tta_step(self, batch):
+        """Test-time augmentation: the class probabilities of each image and its mirror image,
+        averaged; returns their log (the loss is its negative log-likelihood)."""
+        x, y = batch
+        probs = (self(x).softmax(dim=1) + self(x.flip(-1)).softmax(dim=1)) / 2
+        log_probs = probs.clamp_min(1e-12).log()
+        return F.nll_loss(log_probs, y), log_probs, y
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.mixer is not None:
+            batch = self.mixer(*batch)  # labels become soft targets (B, K)
         loss, logits, y = self._step(batch, self.label_smoothing)
-        self.train_acc.update(logits.detach(), y)
+        # with soft targets, a prediction counts as right when it names the larger share
+        self.train_acc.update(logits.detach(), y if y.dim() == 1 else y.argmax(dim=1))
         self.log_epoch_metric("train/acc", self.train_acc, batch_idx, prog_bar=True)
         self.log_train_step({"train/loss": loss}, batch_idx)
         return loss
@@ -88,7 +114,7 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         return logits  # for callbacks (TensorBoardImages' confusion matrix): no second forward
 
     def test_step(self, batch, batch_idx: int) -> None:
-        loss, logits, y = self._step(batch)
+        loss, logits, y = self._tta_step(batch) if self.tta == "flip" else self._step(batch)
         self.test_loss.update(loss, weight=len(y))
         self.test_acc.update(logits, y)
         self.log_epoch_metric("test/loss", self.test_loss, batch_idx)

@@ -28,6 +28,8 @@ class StepLoggingMixin:
         """``values`` and ``lr`` (the first group's rate: the head's when the backbone has its own),
         on the steps that reach the loggers and the epoch's last; ``prog_bar`` names the value
         the progress bar shows."""
+        if self._trainer is None:  # a step called by hand, outside a Trainer
+            return
         last = batch_idx + 1 == self.trainer.num_training_batches
         if not (last or self._writes_step_logs()):
             return
