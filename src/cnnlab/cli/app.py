@@ -1,5 +1,6 @@
 """Hydra plumbing shared by the entry points: where the configs are, how errors are shown."""
 
+import difflib
 import functools
 import logging
 import os
@@ -11,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cnnlab.cli import resolvers
+from cnnlab.cli.validate import validate
 from cnnlab.errors import UserError
 
 resolvers.register()
@@ -49,6 +51,7 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], object]], 
                     for handler in logging.getLogger().handlers[:]:
                         if isinstance(handler, logging.FileHandler):
                             logging.getLogger().removeHandler(handler)
+                validate(cfg)
                 return task(cfg)  # a sweeper such as Optuna reads the value returned
             except UserError as e:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -71,6 +74,8 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], object]], 
                 sys.argv += ["hydra.output_subdir=null"]
                 sys.argv += ["++hydra.job_logging.root.handlers=[console]"]
                 sys.argv += ["~hydra.job_logging.handlers.file"]  # or it still creates the file
+            else:
+                preflight(config_name, sys.argv[1:])
             app()
 
         return main
@@ -132,3 +137,103 @@ def end_process_group(env: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+# Checks made before ``hydra.main`` takes over: Hydra composes the config and writes
+# RUN_DIR/.hydra/ before the task function runs, so what must leave a run folder untouched, or
+# replace Hydra's own report, happens here, from the command line as typed.
+
+
+def preflight(config_name: str, args: list[str]) -> None:
+    """Refuse, before Hydra writes anything, a run folder that cannot or must not be written
+    and a config group choice that does not exist. A ``-m`` sweep and a command line with
+    flags (``--cfg``, ``--config-dir``, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return
+    try:
+        overrides = plain_overrides(args)
+        if overrides.get("hydra.mode", "").upper() == "MULTIRUN":
+            return
+        check_run_folder(config_name, overrides)
+        check_group_choices(config_name, args)
+    except UserError as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def plain_overrides(args: list[str]) -> dict[str, str]:
+    """``key=value`` arguments as {key: value}, the key without Hydra's ``+``/``++`` prefix."""
+    pairs = (arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("~"))
+    return {key.lstrip("+"): value for key, value in pairs}
+
+
+def check_run_folder(config_name: str, overrides: dict[str, str]) -> None:
+    """An explicit ``hydra.run.dir`` must be writable, and must not hold a finished run
+    (metrics.json) unless ``ckpt_path`` resumes it or ``overwrite=true`` (only for entry points
+    whose config has an ``overwrite`` key: cnnlab-train)."""
+    typed = overrides.get("hydra.run.dir")
+    if not typed or "${" in typed:
+        return
+    run_dir = Path(typed)
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise UserError(
+            f"hydra.run.dir={typed} cannot be created: {existing} is a file, not a folder. "
+            "Choose another hydra.run.dir, or move that file away."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"hydra.run.dir={typed} cannot be written: {existing} is read-only for this user. "
+            "Choose a hydra.run.dir in a folder you can write to, or make that folder writable "
+            f"(e.g. chmod u+w {existing})."
+        )
+    from omegaconf import OmegaConf
+
+    protects = "overwrite" in OmegaConf.load(Path(config_dir()) / f"{config_name}.yaml")
+    if not protects or not (run_dir / "metrics.json").is_file():
+        return
+    if overrides.get("ckpt_path", "null") not in ("", "null", "None"):
+        return
+    if overrides.get("overwrite", "false").lower() == "true":
+        return
+    raise UserError(
+        f"hydra.run.dir={typed} already holds a finished run (its metrics.json is there); "
+        "nothing was written. Choose another hydra.run.dir, resume that run with "
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, or add overwrite=true to train "
+        "into the same folder again (the new run replaces .hydra/, metrics.json and last.ckpt; "
+        "the old best checkpoint, TensorBoard events and train.log lines stay beside the new)."
+    )
+
+
+def check_group_choices(config_name: str, args: list[str]) -> None:
+    """Compose the config once when a config group is chosen (``model=NAME``), so that a name
+    that does not exist is reported as one paragraph with the names that do."""
+    groups = {p.name for p in Path(config_dir()).iterdir() if p.is_dir()}
+    chosen = [arg for arg in args if arg.split("=", 1)[0].lstrip("+~").split("/")[0] in groups]
+    if not any("=" in arg for arg in chosen):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
+
+    try:
+        with initialize_config_dir(config_dir(), version_base="1.3", job_name=config_name):
+            compose(config_name, overrides=args)
+    except MissingConfigException as e:
+        if not e.options or not e.missing_cfg_file or "/" not in e.missing_cfg_file:
+            return  # Hydra's own report follows
+        group, name = e.missing_cfg_file.rsplit("/", 1)
+        typed = next(
+            (a for a in chosen if a.lstrip("+").split("=", 1) == [group, name]),
+            f"{group}={name}",
+        )
+        close = difflib.get_close_matches(name, e.options, n=1)
+        hint = f"Did you mean {group}={close[0]}? " if close else ""
+        raise UserError(
+            f"{typed}: there is no {group} config named {name!r}. {hint}The {group} configs "
+            f"are: {', '.join(e.options)}. Choose one of them, or add your own "
+            f"{group}/{name}.yaml in a folder given with --config-dir."
+        ) from None
+    except Exception:
+        return  # any other composition problem: Hydra reports it next, in its own words

@@ -18,7 +18,8 @@ from cnnlab.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def read_json(path: str) -> dict:
+def read_json(path: str, key: str = "data.train_annotations") -> dict:
+    """The COCO instances json at ``path``; ``key`` is the setting that named it (messages)."""
     if not os.path.isfile(path):
         raise UserError(
             f"The COCO annotation file {path} does not exist. Set data.root to the folder that "
@@ -28,12 +29,20 @@ def read_json(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError) as err:
-        raise UserError(f"Cannot read the COCO annotation file {path} ({err}).") from err
+    except ValueError as err:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(
+            f"The COCO annotation file {path} ({key}) is not valid JSON: {err}. Point {key} "
+            "(relative to data.root) at a COCO instances json file, or fix or replace the file."
+        ) from err
+    except OSError as err:
+        raise UserError(
+            f"Cannot read the COCO annotation file {path} ({key}): {err}. Check the file's "
+            f"permissions, or point {key} (relative to data.root) at another file."
+        ) from err
     if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
         raise UserError(
-            f"{path} is not a COCO instances file: it needs the keys images, annotations and "
-            "categories (see https://cocodataset.org/#format-data)."
+            f"{path} ({key}) is not a COCO instances file: it needs the keys images, annotations "
+            "and categories (see https://cocodataset.org/#format-data)."
         )
     return data
 
@@ -105,7 +114,7 @@ class CocoDetectionDataModule(DetectionDataModule):
         if split == "train" and self._train_json is not None:
             data, self._train_json = self._train_json, None  # read once, then let it go
         else:
-            data = read_json(path)
+            data = read_json(path, f"data.{split}_annotations")
         return read_records(data, path, self._path(self.images[split]), labels, checker)
 
     def _build(self, train_tf, eval_tf):

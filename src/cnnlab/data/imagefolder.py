@@ -3,7 +3,9 @@
 Class names are the folder names under ``root/train`` (sorted, hidden folders ignored). Without
 ``root/val`` a fixed-seed share of train becomes validation; without ``root/test`` the test
 split is the validation split. Every image is converted to RGB when read, so grey, palette and
-RGBA files can sit side by side.
+RGBA files can sit side by side. Files without an image extension (notes.txt) are left out with
+a warning that names them; a file with an image extension that PIL cannot read stops the run
+naming it, unless ``skip_corrupt``.
 """
 
 import logging
@@ -59,6 +61,27 @@ def class_folders(directory: str) -> list[str]:
     return sorted(
         e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith(".")
     )
+
+
+def warn_not_images(directory: str, classes: list[str]) -> None:
+    """Log the files in the class folders that are left out for their extension (notes.txt,
+    .csv, ...); hidden files (.DS_Store) are left out silently."""
+    others = [
+        os.path.join(folder, name)
+        for cls in classes
+        for folder, _, names in sorted(os.walk(os.path.join(directory, cls), followlinks=True))
+        for name in sorted(names)
+        if not name.startswith(".") and not name.lower().endswith(IMG_EXTENSIONS)
+    ]
+    if others:
+        log.warning(
+            "left out %d file(s) that are not images by their extension (%s): %s%s. Move "
+            "them out of data.root to silence this warning.",
+            len(others),
+            ", ".join(IMG_EXTENSIONS),
+            ", ".join(others[:5]),
+            ", ..." if len(others) > 5 else "",
+        )
 
 
 class ImageFolderDataModule(ClassificationDataModule):
@@ -126,10 +149,11 @@ class ImageFolderDataModule(ClassificationDataModule):
         empty = sorted(set(range(len(classes))) - {target for _, target in samples})
         if empty:
             raise UserError(
-                f"The class folder {os.path.join(directory, classes[empty[0]])} has no images "
-                f"(looked for {', '.join(IMG_EXTENSIONS)}). Add images to it or remove the "
-                "folder from every split."
+                f"The class folder {os.path.join(directory, classes[empty[0]])} (under "
+                f"data.root={self.root}) has no images (looked for {', '.join(IMG_EXTENSIONS)})."
+                " Add images to it or remove the folder from every split."
             )
+        warn_not_images(directory, classes)
         return samples
 
     def _drop_unreadable(self, splits: dict[str, list]) -> dict[str, list]:

@@ -76,6 +76,8 @@ class VGG(nn.Module):
     ) -> None:
         super().__init__()
         self.features = features
+        # each 2x2 max pool halves the side (rounding down): the smallest image that keeps 1x1
+        self.min_size = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in features)
         if small_input:
             self.avgpool = nn.AdaptiveAvgPool2d(1)  # (B, 512, 1, 1)
             self.classifier = nn.Linear(512, num_classes)
@@ -102,6 +104,12 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.min_size:
+            raise UserError(
+                f"VGG takes images of at least {self.min_size}x{self.min_size} (its "
+                f"{self.min_size.bit_length() - 1} max pools halve the side), got "
+                f"{x.shape[-2]}x{x.shape[-1]}. Set data.image_size={self.min_size} or more."
+            )
         x = self.avgpool(self.features(x))  # (B, 512, 7, 7), or (B, 512, 1, 1) with small_input
         return self.classifier(torch.flatten(x, 1))
 

@@ -1,0 +1,303 @@
+"""The catalogue of bad inputs (docs/errors.md), each through the real ``cnnlab-train``.
+
+Every refused command must exit non-zero with one paragraph that names the problem, the config
+key as the user typed it and the fix, show no Python traceback (unless HYDRA_FULL_ERROR=1),
+and leave what was already in the run folder as it was. Runs are kept tiny: one epoch of two
+batches, no TensorBoard pictures.
+"""
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from commands import BIN, explain, run_command
+
+pytestmark = pytest.mark.slow
+
+TINY = (
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "callbacks.tensorboard_images=null",
+)
+TRACEBACK = "Traceback (most recent call last)"
+SENTINEL = "keep.txt"
+
+
+def train(tmp_path: Path, *args: str, run_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """``cnnlab-train`` with ``args`` (tiny), its run folder ``tmp_path/run`` holding a file
+    written beforehand that a failed run must leave alone."""
+    run_dir = run_dir or tmp_path / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SENTINEL).write_text("written before the run\n")
+    return run_command("cnnlab-train", *TINY, *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *expected: str, run_dir: Path) -> None:
+    assert proc.returncode != 0, explain(proc)
+    assert TRACEBACK not in proc.stdout, explain(proc)
+    for text in expected:
+        assert text in proc.stdout, f"{text!r} missing; {explain(proc)}"
+    assert (run_dir / SENTINEL).read_text() == "written before the run\n"
+
+
+def image_tree(root: Path, per_class: int = 2, modes=("RGB",)) -> None:
+    """root/{train,val}/{cat,dog}/<i>.png of 40x40 pixels, cycling through ``modes``."""
+    for split in ("train", "val"):
+        for c, name in enumerate(("cat", "dog")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                mode = modes[i % len(modes)]
+                Image.new(mode, (40, 40), color=60 * c + 20 * i).save(folder / f"{i}.png")
+
+
+def imagefolder(root: Path) -> tuple[str, ...]:
+    # 4 training images in batches of 2: both batches of the one epoch read every file
+    return (
+        "data=imagefolder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=2",
+        "data.num_workers=0",
+    )
+
+
+# Rows 1-4: unknown names, wrong types and values out of range, refused before training.
+CONFIG_ROWS = {
+    "unknown model": (["model=lenet6"], ["model=lenet6", "Did you mean model=lenet?", "vgg16"]),
+    "unknown optimizer": (["optimizer=adamm"], ["optimizer=adamm", "optimizer=adam?", "sgd"]),
+    "unknown dataset": (["data=digitz"], ["data=digitz", "data=digits?", "imagefolder"]),
+    "unknown experiment": (["experiment=nope"], ["experiment=nope", "digits_resnet18"]),
+    "max_epochs text": (
+        ["trainer.max_epochs=abc"],
+        ["trainer.max_epochs=abc is not valid", "a whole number", "e.g. trainer.max_epochs="],
+    ),
+    "batch_size text": (
+        ["data.batch_size=abc"],
+        ["data.batch_size=abc is not valid", "a whole number", "e.g. data.batch_size="],
+    ),
+    "lr text": (["optimizer.lr=abc"], ["optimizer.lr=abc is not valid", "e.g. optimizer.lr="]),
+    "lr zero": (["optimizer.lr=0"], ["optimizer.lr=0 is not valid", "above 0", "optimizer.lr="]),
+    "lr negative": (["optimizer.lr=-0.1"], ["optimizer.lr=-0.1 is not valid", "above 0"]),
+    "batch_size zero": (["data.batch_size=0"], ["data.batch_size=0 is not valid", "1 or more"]),
+}
+
+
+@pytest.mark.parametrize("row", CONFIG_ROWS)
+def test_config_mistake_is_refused(tmp_path, row):
+    args, expected = CONFIG_ROWS[row]
+    proc = train(tmp_path, *args)
+    assert_refused(proc, *expected, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    """HYDRA_FULL_ERROR=1 is how a user asks for the traceback behind a message."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="1")
+    proc = subprocess.run(
+        [str(BIN / "cnnlab-train"), "optimizer.lr=abc", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0, explain(proc)
+    assert TRACEBACK in proc.stdout, explain(proc)
+    assert "optimizer.lr=abc is not valid" in proc.stdout
+
+
+# Rows 5-7, 10, 13: data and model mistakes, found while the data or the first batch is read.
+
+
+def test_missing_data_root(tmp_path):
+    proc = train(tmp_path, "data=imagefolder", "data.root=/nope", "data.num_workers=0")
+    assert_refused(proc, "/nope does not exist", "Set data.root", run_dir=tmp_path / "run")
+
+
+def test_empty_class_folder(tmp_path):
+    root = tmp_path / "pictures"
+    image_tree(root)
+    for image in (root / "train" / "cat").iterdir():
+        image.unlink()
+    proc = train(tmp_path, *imagefolder(root))
+    assert_refused(
+        proc,
+        f"{root / 'train' / 'cat'} (under data.root={root}) has no images",
+        "Add images to it or remove the folder",
+        run_dir=tmp_path / "run",
+    )
+
+
+def test_corrupt_image_is_named(tmp_path):
+    root = tmp_path / "pictures"
+    image_tree(root)
+    broken = root / "train" / "cat" / "1.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # a PNG cut off inside its pixel data
+    proc = train(tmp_path, *imagefolder(root), "data.skip_corrupt=false")
+    assert_refused(
+        proc,
+        f"Cannot read the image {broken}",
+        "Replace or delete the file, or set data.skip_corrupt=true",
+        run_dir=tmp_path / "run",
+    )
+
+
+def test_not_an_image_is_left_out_with_a_warning(tmp_path):
+    """Row 8: a notes.txt among the pictures is skipped by its extension, and named."""
+    root = tmp_path / "pictures"
+    image_tree(root)
+    notes = root / "train" / "cat" / "notes.txt"
+    notes.write_text("taken in the garden\n")
+    proc = train(tmp_path, *imagefolder(root))
+    assert proc.returncode == 0, explain(proc)
+    assert "that are not images by their extension" in proc.stdout
+    assert str(notes) in proc.stdout
+
+
+def test_grey_and_colour_images_mix(tmp_path):
+    """Row 9: grey, RGB and RGBA files in one class folder are all read as RGB."""
+    root = tmp_path / "pictures"
+    image_tree(root, per_class=3, modes=("L", "RGB", "RGBA"))
+    proc = train(tmp_path, *imagefolder(root))
+    assert proc.returncode == 0, explain(proc)
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["model=vgg11", "data.image_size=8"], "at least 32x32"),
+        (["model=lenet", "data.image_size=16"], "LeNet-5 takes 32x32 images, got 16x16"),
+    ],
+    ids=["vgg11", "lenet"],
+)
+def test_image_too_small_for_the_model(tmp_path, args, expected):
+    proc = train(tmp_path, *args)
+    assert_refused(proc, expected, "Set data.image_size=32", run_dir=tmp_path / "run")
+
+
+def test_annotation_file_that_is_not_json(tmp_path):
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").mkdir()
+    (root / "val2017").mkdir()
+    for split in ("train", "val"):
+        (root / "annotations" / f"instances_{split}2017.json").write_text("{images: [oops\n")
+    proc = train(
+        tmp_path,
+        "data=coco",
+        f"data.root={root}",
+        "data.num_workers=0",
+        "model=fasterrcnn_mobilenet_v3_large_fpn",
+    )
+    assert_refused(
+        proc,
+        f"{root / 'annotations' / 'instances_train2017.json'} (data.train_annotations) is not "
+        "valid JSON",
+        "Point data.train_annotations (relative to data.root)",
+        run_dir=tmp_path / "run",
+    )
+
+
+# Rows 11-12: the run folder.
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_finished_run_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_command("cnnlab-train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, explain(first)
+    before = fingerprint(run_dir)
+    assert {"metrics.json", ".hydra/config.yaml", "checkpoints/last.ckpt"} <= set(before)
+
+    again = run_command("cnnlab-train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode != 0, explain(again)
+    assert TRACEBACK not in again.stdout
+    for text in (f"hydra.run.dir={run_dir} already holds a finished run", "overwrite=true"):
+        assert text in again.stdout, explain(again)
+    assert f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}" in again.stdout
+    assert fingerprint(run_dir) == before  # byte for byte, .hydra/ included
+
+    # resuming it is allowed: two more epochs' worth of the same run, in the same folder
+    resumed = run_command(
+        "cnnlab-train",
+        *TINY[1:],
+        "trainer.max_epochs=2",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, explain(resumed)
+
+    replaced = run_command(
+        "cnnlab-train", *TINY, "overwrite=true", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert replaced.returncode == 0, explain(replaced)
+    after = fingerprint(run_dir)
+    assert after[".hydra/overrides.yaml"] != before[".hydra/overrides.yaml"]
+    assert "overwrite=true" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root ignores permission bits, so chmod cannot make a folder read-only for this "
+    "process; the check (os.access) runs all the same, and the test below covers a run folder "
+    "that cannot be created and the simulated test after it",
+)
+def test_read_only_output_folder(tmp_path):
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        proc = run_command("cnnlab-train", *TINY, f"hydra.run.dir={parent / 'run'}", cwd=tmp_path)
+    finally:
+        parent.chmod(0o755)
+    assert proc.returncode != 0, explain(proc)
+    assert TRACEBACK not in proc.stdout
+    assert f"{parent} is read-only for this user" in proc.stdout, explain(proc)
+    assert "Choose a hydra.run.dir" in proc.stdout
+
+
+def test_output_folder_under_a_file(tmp_path):
+    """Row 12, as root can test it: the run folder cannot be created (a file is in the way)."""
+    blocker = tmp_path / "results"
+    blocker.write_text("a file, not a folder\n")
+    proc = run_command("cnnlab-train", *TINY, f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    assert proc.returncode != 0, explain(proc)
+    assert TRACEBACK not in proc.stdout
+    assert f"{blocker} is a file, not a folder" in proc.stdout, explain(proc)
+    assert "Choose another hydra.run.dir" in proc.stdout
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+def test_read_only_output_folder_simulated(tmp_path, monkeypatch, capsys):
+    """Row 12 for any user, root included: the permission check is made to answer "no" (as
+    os.access does for other users on a chmod 0o555 folder); in-process, no subprocess."""
+    from cnnlab.cli import app
+
+    monkeypatch.setattr(app.os, "access", lambda path, mode: False)
+    run_dir = tmp_path / "readonly" / "run"
+    run_dir.parent.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        app.preflight("train", [*TINY, f"hydra.run.dir={run_dir}"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert f"hydra.run.dir={run_dir} cannot be written" in message
+    assert f"{run_dir.parent} is read-only for this user" in message
+    assert not run_dir.exists()
