@@ -100,3 +100,17 @@ def test_a_checkpoint_of_another_number_of_classes_says_both_numbers(checkpoint,
         evaluate_with(checkpoint, tmp_path, "data.classes=[0,1,2]")
     assert "this run's data has 3" in str(caught.value)
     assert "finetune.weights=" in str(caught.value)
+
+
+def test_resuming_with_another_number_of_classes_is_refused_before_training(checkpoint, tmp_path):
+    cfg = compose_run(
+        [f"ckpt_path={checkpoint}", "data.classes=[0,1,2]", "trainer.max_epochs=2"],
+        "train",
+        tmp_path / "resumed",
+        tmp_path,
+    )
+    try:
+        with pytest.raises(UserError, match="trained for 10 classes"):
+            train(cfg)
+    finally:
+        GlobalHydra.instance().clear()

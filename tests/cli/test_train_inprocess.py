@@ -121,6 +121,6 @@ def test_eval_refuses_weights_of_another_model(short_run, make_cfg, tmp_path):
     run_dir, _ = short_run
     last = run_dir / "checkpoints" / "last.ckpt"
     cfg = make_cfg([f"ckpt_path={last}", "model=resnet18"], "eval", tmp_path / "ev3")
-    with pytest.raises(UserError, match="do not fit the model .*resnet18.*net.conv1.weight"):
+    with pytest.raises(UserError, match="weights of another model .*net.conv1.weight.*resnet18"):
         evaluate(cfg)
     assert not (tmp_path / "ev3" / "metrics.json").exists()

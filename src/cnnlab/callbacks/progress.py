@@ -13,6 +13,10 @@ log = logging.getLogger("cnnlab")
 class EpochSummary(pl.Callback):
     """One log line per epoch (to the console and train.log) with the epoch's metrics."""
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a run resumed mid-epoch starts there: Lightning calls no on_train_epoch_start for it
+        self._start = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
 

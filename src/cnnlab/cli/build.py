@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, get_method
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from cnnlab.callbacks.finetune import Finetune
@@ -184,25 +184,58 @@ def build_callbacks(
     callbacks_cfg: DictConfig | None,
     config: dict | None = None,
     finetune_cfg: DictConfig | None = None,
+    nan_guard_cfg: DictConfig | None = None,
 ) -> list[pl.Callback]:
-    """Every callback of the ``callbacks`` group, one that stores ``config`` in checkpoints, and
-    the fine-tuning strategy's."""
-    callbacks = [instantiate(c) for c in (callbacks_cfg or {}).values() if c is not None]
+    """Every callback of the ``callbacks`` group (an entry may build several, as
+    ``model_checkpoint`` does), one that stores ``config`` in checkpoints, the fine-tuning
+    strategy's, and the NaN guard (``nan_guard``; null: none)."""
+    callbacks = []
+    for c in (callbacks_cfg or {}).values():
+        if c is None:
+            continue
+        built = instantiate(c)
+        callbacks.extend(built if isinstance(built, list | tuple) else [built])
     if config is not None:
         callbacks.append(StoreConfig(config))
     if active_finetune(finetune_cfg):
         callbacks.append(
             Finetune(finetune_cfg.strategy, finetune_cfg.freeze_epochs, finetune_cfg.train_bn)
         )
+    if nan_guard_cfg is not None and nan_guard_cfg.get("policy") is not None:
+        from cnnlab.callbacks.nan_guard import NanGuard
+
+        callbacks.append(NanGuard(**OmegaConf.to_container(nan_guard_cfg, resolve=True)))
     return callbacks
 
 
-def build_loggers(logger_cfg: DictConfig | None) -> list:
-    return [instantiate(c) for c in (logger_cfg or {}).values() if c is not None]
+def build_loggers(logger_cfg: DictConfig | None, resume_step: int | None = None) -> list:
+    """The loggers of the ``logger`` group. ``resume_step`` (the restored global step of a
+    resumed run) makes TensorBoard drop the points that an interrupted run wrote from that step
+    on (``purge_step``), so the curves continue without doubled steps."""
+    loggers = []
+    for c in (logger_cfg or {}).values():
+        if c is None:
+            continue
+        extra = {}
+        if resume_step is not None and c.get("_target_", "").endswith("TensorBoardLogger"):
+            extra["purge_step"] = int(resume_step)
+        loggers.append(instantiate(c, **extra))
+    return loggers
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
-    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    """The Trainer, saving checkpoints atomically (``AtomicCheckpointIO``) unless the config
+    names a checkpoint plugin of its own (``+trainer.plugins=[...]``)."""
+    from lightning.pytorch.plugins.io import CheckpointIO
+
+    from cnnlab.callbacks.atomic_checkpoint import AtomicCheckpointIO
+
+    given = trainer_cfg.get("plugins")
+    given = [] if given is None else instantiate(given)
+    plugins = list(given) if isinstance(given, list | tuple | ListConfig) else [given]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str:

@@ -16,6 +16,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from cnnlab.cli import build
     from cnnlab.cli.checkpoint_config import (
+        check_weights_fit,
         config_from_checkpoint,
         epochs_trained,
         load_checkpoint,
@@ -28,25 +29,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from cnnlab.callbacks.progress import print_config_tree
 
         print_config_tree(OmegaConf.to_container(cfg, resolve=True))
+    resume_step = None
     if cfg.get("ckpt_path"):
+        from cnnlab.cli.resume import resolve_ckpt_path
+
+        cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
         checkpoint = load_checkpoint(cfg.ckpt_path)
         cfg = config_from_checkpoint(cfg, checkpoint)
+        resume_step = int(checkpoint["global_step"])
         log.info(
             "Resuming from %s (after %d epochs, step %d) with the config stored in it.",
             cfg.ckpt_path,
             epochs_trained(checkpoint),
-            checkpoint["global_step"],
+            resume_step,
         )
-        del checkpoint
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task, datamodule = build.build_datamodule(cfg.data)
     module = build.build_module(cfg, task, datamodule, load_weights=not cfg.get("ckpt_path"))
+    if cfg.get("ckpt_path"):
+        check_weights_fit(module, checkpoint, cfg)  # before Lightning loads it, in one paragraph
+        del checkpoint
     plain_cfg = OmegaConf.to_container(cfg, resolve=False)
     callbacks = build.build_callbacks(
-        cfg.get("callbacks"), config=plain_cfg, finetune_cfg=cfg.get("finetune")
+        cfg.get("callbacks"),
+        config=plain_cfg,
+        finetune_cfg=cfg.get("finetune"),
+        nan_guard_cfg=cfg.get("nan_guard"),
     )
-    trainer = build.build_trainer(cfg.trainer, callbacks, build.build_loggers(cfg.get("logger")))
+    callbacks.append(interrupt_callback(run_dir))
+    loggers = build.build_loggers(cfg.get("logger"), resume_step=resume_step)
+    trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -64,6 +77,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     finish_run(run_dir, metrics, trainer.is_global_zero)
     return metrics
+
+
+def interrupt_callback(run_dir: str):
+    """SIGTERM and Ctrl-C save RUN_DIR/checkpoints/last.ckpt and name the resume command."""
+    from pathlib import Path
+
+    from cnnlab.callbacks.interrupt import Interrupt
+    from cnnlab.cli.resume import resume_command
+
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return Interrupt(str(last), resume_command(run_dir, "cnnlab-train"))
 
 
 @entry_point("train")

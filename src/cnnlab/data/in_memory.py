@@ -50,6 +50,13 @@ class InMemoryLoader:
     The order (when ``shuffle``) and the augmentation are drawn on the CPU from a generator
     seeded with ``seed`` and the epoch (``epoch()`` when given, e.g. the trainer's, else the
     number of passes so far), so a run repeats exactly and every rank agrees on the permutation.
+
+    ``state_dict()`` / ``load_state_dict()`` say where a pass stands (its epoch and how many
+    batches were done), and Lightning stores them in its checkpoints: a run resumed in the
+    middle of an epoch goes on with the next batch of the same order and augmentation.
+    ``done()`` tells how many batches of the running pass the consumer has finished (the
+    trainer's count: Lightning fetches a batch ahead, so more have been yielded); without it,
+    the batches yielded.
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
         epoch: Callable[[], int] | None = None,
+        done: Callable[[], int] | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
@@ -79,7 +87,11 @@ class InMemoryLoader:
         self.hflip = hflip and augment
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = epoch
+        self.done = done
         self.passes = 0
+        self._pass_epoch = -1  # the epoch of the running (or last) pass
+        self._yielded = 0  # batches of that pass handed out
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done) to continue from
 
     @property
     def per_rank(self) -> int:
@@ -101,12 +113,30 @@ class InMemoryLoader:
         device = self.images.device
         return tuple(t[mine].to(device, non_blocking=True) for t in (order, top, left, flip))
 
+    def state_dict(self) -> dict[str, int]:
+        done = self.done() if self.done is not None else self._yielded
+        return {"epoch": self._pass_epoch, "batches": int(done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue the pass of ``state["epoch"]`` after its first ``state["batches"]`` batches
+        (on the next ``iter``, when that is the pass of the same epoch)."""
+        self._resume = int(state["epoch"]), int(state["batches"])
+        if self.epoch is None:
+            self.passes = self._resume[0]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch() if self.epoch is not None else self.passes
         self.passes += 1
+        skip = 0
+        if self._resume is not None:
+            resume_epoch, done = self._resume
+            self._resume = None
+            skip = done if resume_epoch == epoch else 0
+        self._pass_epoch, self._yielded = epoch, skip
         order, top, left, flip = self._draw(epoch)
         augment = self.shift > 0 or self.hflip
-        for start in range(0, len(order), self.batch_size):
+        for start in range(skip * self.batch_size, len(order), self.batch_size):
+            self._yielded += 1
             idx = order[start : start + self.batch_size]
             x = self.images.index_select(0, idx)  # (B, C, H, W), a copy
             if augment:

@@ -2,10 +2,105 @@
 and the base of the datamodules whose splits are built from files or drawn."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import lightning.pytorch as pl
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def batches_done(trainer: pl.Trainer) -> Callable[[], int]:
+    """How many training batches of the running epoch the trainer has finished: where a
+    resumed epoch goes on. (Lightning fetches one batch ahead, so a loader has handed out one
+    more than that while a batch is trained.)"""
+    return lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
+def _training_loaders(trainer: pl.Trainer) -> list:
+    loaders = trainer.train_dataloader
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
+
+
+def follow_training_progress(trainer: pl.Trainer) -> None:
+    """Give the training loaders that take one (``done``, still None) the trainer's count of
+    finished batches, so that their ``state_dict`` says where a resumed epoch goes on."""
+    for loader in _training_loaders(trainer):
+        if hasattr(loader, "done") and loader.done is None:
+            loader.done = batches_done(trainer)
+
+
+def restore_loader_states(trainer: pl.Trainer, states: list[dict]) -> None:
+    """Hand the training loaders with ``load_state_dict`` their states from a checkpoint, in
+    order, before their first batch is drawn.
+
+    Lightning 2.6 loads them itself only when it builds the loaders after restoring its loops;
+    a schedule that asks ``trainer.estimated_stepping_batches`` in ``configure_optimizers``
+    makes it build them earlier, and the states stay unused. Loading twice does no harm: the
+    loaders here keep a state until their next pass starts.
+    """
+    stateful = [x for x in _training_loaders(trainer) if callable(getattr(x, "load_state_dict", 0))]
+    if len(stateful) == len(states):
+        for loader, state in zip(stateful, states, strict=True):
+            loader.load_state_dict(state)
+
+
+class ResumableSampler(Sampler[int]):
+    """A shuffled order of ``range(n)`` drawn from (``seed``, ``epoch()``), like
+    ``InMemoryLoader``'s, that can start a pass after its first ``skip`` indices: a resumed
+    epoch goes on with the same order where it stopped. ``len`` stays the whole epoch."""
+
+    def __init__(self, n: int, seed: int, epoch: Callable[[], int]) -> None:
+        self.n, self.seed, self.epoch = n, seed, epoch
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch()) % 2**63)
+        yield from torch.randperm(self.n, generator=g)[skip:].tolist()
+
+
+class ResumableDataLoader(DataLoader):
+    """A shuffling DataLoader whose ``state_dict`` / ``load_state_dict`` (stored in Lightning's
+    checkpoints) continue an epoch at the batch where it stopped, in the same order.
+
+    ``epoch()`` is the trainer's epoch; ``done()`` how many batches of it were finished (set by
+    ``follow_training_progress`` when not given). Per-sample augmentation still draws from the
+    global random state (or the workers' seeds): after a mid-epoch resume its draws differ from
+    the uninterrupted run's, with the same distribution (see docs/resume.md).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *args,
+        seed: int = 0,
+        epoch: Callable[[], int] | None = None,
+        done: Callable[[], int] | None = None,
+        **kwargs,
+    ) -> None:
+        self.epoch = epoch or (lambda: 0)
+        self.done = done
+        self.seed = seed
+        sampler = kwargs.pop("sampler", None) or ResumableSampler(len(dataset), seed, self.epoch)
+        super().__init__(dataset, *args, sampler=sampler, **kwargs)
+        self._pass_epoch = -1
+
+    def __iter__(self):
+        self._pass_epoch = self.epoch()
+        return super().__iter__()
+
+    def state_dict(self) -> dict[str, int]:
+        done = self.done() if self.done is not None else 0
+        return {"epoch": self._pass_epoch, "batches": int(done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if int(state["epoch"]) == self.epoch() and isinstance(self.sampler, ResumableSampler):
+            self.sampler.skip = int(state["batches"]) * (self.batch_size or 1)
 
 
 class SplitLoaders:
@@ -29,16 +124,27 @@ class SplitLoaders:
         return min(8, (os.cpu_count() or 1) - 1) if self._on_cuda() else 0
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        """The split's DataLoader; the shuffled one, in a one-process run with a trainer, a
+        ``ResumableDataLoader`` (order from the run seed and the epoch, resumable mid-epoch).
+        Under DDP Lightning puts a distributed sampler in: the plain shuffled loader then."""
         workers = self._workers()
-        return DataLoader(
-            dataset,
+        kwargs = dict(
             batch_size=self.batch_size,
-            shuffle=shuffle,
             num_workers=workers,
             pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
             persistent_workers=workers > 0,
             collate_fn=type(self).collate,
         )
+        trainer = getattr(self, "trainer", None)
+        if shuffle and trainer is not None and trainer.world_size == 1:
+            return ResumableDataLoader(
+                dataset,
+                seed=torch.initial_seed(),  # the run seed after seed_everything
+                epoch=lambda: trainer.current_epoch,
+                done=batches_done(trainer),
+                **kwargs,
+            )
+        return DataLoader(dataset, shuffle=shuffle, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

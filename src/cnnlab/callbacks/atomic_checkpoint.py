@@ -1,0 +1,79 @@
+"""Checkpoint files that are either the old one or the new one, never half of either.
+
+Lightning's ``TorchCheckpointIO`` opens the target file for writing and fills it: a process
+killed during that write leaves a truncated ``last.ckpt`` behind, and with it the only state to
+resume from. ``AtomicCheckpointIO`` writes into a hidden temporary file beside the target, makes
+sure it reached the disk, and renames it over the target (``os.replace``, atomic on POSIX and
+Windows within one file system).
+"""
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+log = logging.getLogger(__name__)
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden file in the same folder (so the rename stays on one file system), unique per
+    process and call."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _leftovers(path: Path) -> list[Path]:
+    """Temporary files of ``path`` that a killed save left behind."""
+    return [p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_file()]
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose save writes a temporary file and renames it into place.
+
+    Paths with a protocol (``s3://...``) go to Lightning's own save. Temporary files that an
+    earlier, killed save of the same target left behind are removed after a save succeeds.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(
+                f"{type(self).__name__}.save_checkpoint takes no storage_options "
+                f"(got {storage_options!r})."
+            )
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _temporary_name(target)
+        try:
+            with open(temporary, "xb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _sync_folder(target.parent)
+        for stale in _leftovers(target):
+            log.debug("Removing %s, left by an interrupted save", stale)
+            stale.unlink(missing_ok=True)

@@ -1,0 +1,105 @@
+"""SIGTERM and Ctrl-C end a run with a checkpoint and the command that resumes it.
+
+Lightning notes a SIGTERM (``trainer.received_sigterm``) and ends training after the batch
+that was running; Ctrl-C raises KeyboardInterrupt wherever the program is, in the middle of an
+optimizer step as well. ``Interrupt`` turns both into a stop at the end of a training batch,
+the point where Lightning's own step checkpoints are taken and from which it resumes exactly:
+it saves ``last.ckpt`` there (through the trainer, so atomically with ``AtomicCheckpointIO``)
+and ends the run with ``RunInterrupted``, whose message names the resume command. A second
+Ctrl-C stops at once; the last saved checkpoint stays as it was.
+"""
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from cnnlab.data.loaders import follow_training_progress
+from cnnlab.errors import UserError
+
+log = logging.getLogger("cnnlab")
+
+
+class RunInterrupted(UserError):
+    """Training stopped on a signal after saving its state; the message says how to resume."""
+
+
+class Interrupt(pl.Callback):
+    """Stop on SIGTERM or the first Ctrl-C at the end of the running training batch, save
+    ``last_path`` and raise ``RunInterrupted`` naming ``resume_command``.
+
+    A signal that comes during validation is acted on at the end of the next training batch, or
+    when training ends. No checkpoint is saved under ``fast_dev_run`` (it keeps no files).
+    """
+
+    def __init__(self, last_path: str, resume_command: str) -> None:
+        self.last_path = str(last_path)
+        self.resume_command = resume_command
+        self.signal_name: str | None = None
+        self._previous_sigint = None
+
+    # the Ctrl-C handler, installed for the time of fit ------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        self.signal_name = "Ctrl-C"
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+        log.warning("Ctrl-C: stopping after this training batch (press again to stop now).")
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.signal_name = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            self._restore_sigint()
+
+    # stopping ------------------------------------------------------------------------------
+    def _requested(self, trainer) -> str | None:
+        if self.signal_name:
+            return self.signal_name
+        return "SIGTERM" if trainer.received_sigterm else None
+
+    def _stop(self, trainer) -> None:
+        name = self._requested(trainer)
+        self._restore_sigint()
+        if trainer.fast_dev_run:
+            raise RunInterrupted(f"Training stopped by {name} (fast_dev_run: nothing saved).")
+        trainer.save_checkpoint(self.last_path)
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
+        raise RunInterrupted(
+            f"Training stopped by {name} at {where}; its state is saved in {self.last_path}. "
+            f"Resume it with: {self.resume_command}"
+        )
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        follow_training_progress(trainer)  # so the loaders' state in last.ckpt is right
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        follow_training_progress(trainer)  # loaders may be rebuilt each epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self._requested(trainer):
+            self._stop(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._requested(trainer):
+            self._stop(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore_sigint()
+        if isinstance(exception, KeyboardInterrupt):
+            last = Path(self.last_path)
+            saved = f"the last saved state is {last}" if last.is_file() else "nothing was saved"
+            log.error(
+                "Stopped at once by a second Ctrl-C; %s. Resume it with: %s",
+                saved,
+                self.resume_command,
+            )

@@ -1,0 +1,161 @@
+"""A run killed at any moment and resumed with ckpt_path=last ends as if it had never stopped;
+SIGTERM and Ctrl-C save the state and say how to resume (real cnnlab-train processes)."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnlab.cli.train import train
+
+from commands import BIN, explain, run_command
+
+STEPS_PER_EPOCH = 20  # 1,257 training digits in batches of 64
+RUN = [
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "callbacks.model_checkpoint.every_n_train_steps=3",
+    "callbacks.tensorboard_images=null",
+    "callbacks.hparams=null",
+    "trainer.enable_model_summary=false",
+]
+
+
+def start(words: list[str], cwd: Path) -> subprocess.Popen:
+    """``cnnlab-train`` with these words, running on while the test watches it."""
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        [str(BIN / words[0]), *words[1:]],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def saved_step(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def signal_when(proc: subprocess.Popen, last: Path, sig: int, wanted, timeout: float = 120) -> None:
+    """Send ``sig`` as soon as ``last`` holds a step for which ``wanted(step)`` is true."""
+    seen, deadline = None, time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            stamp = last.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp is not None and stamp != seen:
+            seen = stamp
+            if wanted(saved_step(last)):
+                proc.send_signal(sig)
+                return
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail(f"the run ended before a checkpoint to act on:\n{proc.communicate()[0][-3000:]}")
+
+
+def train_loss_steps(run_dir: Path) -> list[int]:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.step for e in events.Scalars("train/loss")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the same run, never stopped (in-process: one import fewer)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from composing import compose_run
+
+    root = tmp_path_factory.mktemp("reference")
+    train(compose_run(RUN, "train", root / "run", root / "data"))
+    GlobalHydra.instance().clear()
+    return root / "run"
+
+
+def assert_same_run(resumed: Path, reference: Path) -> None:
+    ours = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    theirs = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ours["global_step"] == theirs["global_step"] == 2 * STEPS_PER_EPOCH
+    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
+    for name, tensor in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][name], tensor), name
+    for ours_state, their_state in zip(
+        ours["optimizer_states"][0]["state"].values(),
+        theirs["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        for key, value in their_state.items():
+            assert torch.equal(ours_state[key], value), key
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    assert metrics == json.loads((reference / "metrics.json").read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(uninterrupted, tmp_path):
+    run_dir = tmp_path / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = start(["cnnlab-train", *RUN, f"hydra.run.dir={run_dir}"], tmp_path)
+    # kill in the second epoch, just after a step checkpoint
+    signal_when(proc, last, signal.SIGKILL, lambda s: s > STEPS_PER_EPOCH and s % 3 == 0)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = saved_step(last)
+    assert STEPS_PER_EPOCH < killed_at < 2 * STEPS_PER_EPOCH, killed_at  # mid-epoch
+    assert not (run_dir / "metrics.json").exists()
+
+    words = ["cnnlab-train", *RUN, f"hydra.run.dir={run_dir}", "ckpt_path=last"]
+    resumed = run_command(*words, cwd=tmp_path)
+    assert resumed.returncode == 0, explain(resumed)
+    assert f"step {killed_at}" in resumed.stdout
+    assert_same_run(run_dir, uninterrupted)
+    # the curves go on where the checkpoint stood: each step once, as in the uninterrupted run
+    steps = train_loss_steps(run_dir)
+    assert len(steps) == len(set(steps))
+    assert steps == train_loss_steps(uninterrupted)
+
+
+def stop_with(proc: subprocess.Popen, sig: int, name: str, last: Path, after: int) -> list[str]:
+    """Send ``sig`` once ``last`` holds a step past ``after``; check the run ends with status 2,
+    no traceback, and a message naming the resume command; return that command's words."""
+    signal_when(proc, last, sig, lambda s: s > after)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out
+    stopped_at = saved_step(last)
+    assert after < stopped_at < 2 * STEPS_PER_EPOCH
+    assert f"stopped by {name}" in out and f"step {stopped_at};" in out, out[-3000:]
+    words = shlex.split(out.split("Resume it with: ", 1)[1].splitlines()[0].strip())
+    assert words[0] == "cnnlab-train" and words[-1] == "ckpt_path=last"
+    assert f"hydra.run.dir={last.parent.parent}" in words
+    assert set(RUN) <= set(words)  # the same overrides
+    return words
+
+
+def test_sigterm_and_ctrl_c_save_and_name_the_resume_command(uninterrupted, tmp_path):
+    """SIGTERM in the first epoch, its resume command, Ctrl-C in the second, its resume
+    command: the run still ends exactly as the uninterrupted one."""
+    run_dir = tmp_path / "stopped"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = start(["cnnlab-train", *RUN, f"hydra.run.dir={run_dir}"], tmp_path)
+    words = stop_with(proc, signal.SIGTERM, "SIGTERM", last, after=0)
+
+    proc = start(words, tmp_path)
+    after = max(STEPS_PER_EPOCH, saved_step(last))  # in the second epoch
+    words = stop_with(proc, signal.SIGINT, "Ctrl-C", last, after=after)
+
+    resumed = run_command(*words, cwd=tmp_path)
+    assert resumed.returncode == 0, explain(resumed)
+    assert_same_run(run_dir, uninterrupted)
+    steps = train_loss_steps(run_dir)
+    assert len(steps) == len(set(steps))
