@@ -42,8 +42,11 @@ def instantiate(config, *args, **kwargs):
         raise
 
 
-def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]:
-    """The datamodule and the task its config names (``task`` is not a constructor argument)."""
+def build_datamodule(
+    data_cfg: DictConfig, recipe: DictConfig | None = None
+) -> tuple[str, pl.LightningDataModule]:
+    """The datamodule and the task its config names (``task`` is not a constructor argument);
+    a classification datamodule takes the ``recipe``'s augmentation policy and random erasing."""
     kwargs = OmegaConf.to_container(data_cfg, resolve=True)
     task = kwargs.pop("task", "classification")
     if task not in TASK_MODULES:
@@ -51,7 +54,33 @@ def build_datamodule(data_cfg: DictConfig) -> tuple[str, pl.LightningDataModule]
             f"data.task={task!r} is not a task cnnlab knows; "
             f"choose one of {', '.join(TASK_MODULES)}."
         )
+    if recipe is not None and task == "classification":
+        kwargs.update(augment_policy=recipe.augment, random_erasing=recipe.random_erasing)
+    elif recipe is not None:
+        check_recipe_task(recipe, task)
     return task, instantiate(kwargs)
+
+
+# Recipe fields that only a classification run can use, with the value that leaves them off.
+CLASSIFICATION_ONLY = {
+    "augment": "basic",
+    "random_erasing": 0.0,
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
+    "tta": "none",
+}
+
+
+def check_recipe_task(recipe: DictConfig, task: str) -> None:
+    """Refuse classification-only recipe ingredients on another task, naming them."""
+    wrong = [f"recipe.{k}={recipe.get(k)}" for k, off in CLASSIFICATION_ONLY.items()
+             if recipe.get(k, off) != off]  # fmt: skip
+    if wrong:
+        raise UserError(
+            f"{', '.join(wrong)} applies to classification only; {task} runs bring their own "
+            "augmentation. Leave them at recipe=plain's values (recipe.ema_decay and "
+            "recipe.label_smoothing work for every task)."
+        )
 
 
 def model_task(target: str) -> str:
@@ -170,6 +199,10 @@ def build_module(
     module_cls = get_class(TASK_MODULES[task])
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}
+    recipe = cfg.get("recipe")
+    if recipe is not None and task == "classification":
+        extra.update(mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha,
+                     tta=recipe.tta)  # fmt: skip
     return module_cls(
         net=net,
         optimizer=instantiate(cfg.optimizer),
@@ -206,6 +239,15 @@ def build_callbacks(
 
         callbacks.append(NanGuard(**OmegaConf.to_container(nan_guard_cfg, resolve=True)))
     return callbacks
+
+
+def build_recipe_callbacks(recipe: DictConfig | None) -> list:
+    """The callbacks a recipe asks for: the weights' moving average (``recipe.ema_decay``)."""
+    if recipe is None or recipe.get("ema_decay") is None:
+        return []
+    from cnnlab.callbacks.ema import EMA
+
+    return [EMA(decay=recipe.ema_decay, every=recipe.get("ema_every", 1))]
 
 
 def build_loggers(logger_cfg: DictConfig | None, resume_step: int | None = None) -> list:

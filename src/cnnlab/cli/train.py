@@ -22,6 +22,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         load_checkpoint,
     )
     from cnnlab.cli.metrics_file import finish_run
+    from cnnlab.cli.tune import run_finders
 
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)  # first and last line: where to look
@@ -45,7 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    task, datamodule = build.build_datamodule(cfg.data)
+    task, datamodule = build.build_datamodule(cfg.data, cfg.get("recipe"))
     module = build.build_module(cfg, task, datamodule, load_weights=not cfg.get("ckpt_path"))
     if cfg.get("ckpt_path"):
         check_weights_fit(module, checkpoint, cfg)  # before Lightning loads it, in one paragraph
@@ -57,12 +58,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finetune_cfg=cfg.get("finetune"),
         nan_guard_cfg=cfg.get("nan_guard"),
     )
+    callbacks += build.build_recipe_callbacks(cfg.get("recipe"))
     callbacks.append(interrupt_callback(run_dir))
     loggers = build.build_loggers(cfg.get("logger"), resume_step=resume_step)
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
+    tuned = {} if cfg.get("ckpt_path") else run_finders(cfg.get("tune"), trainer, module,
+                                                         datamodule, run_dir)  # fmt: skip
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update(tuned)
     metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
 
     best = build.best_checkpoint(trainer)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from cnnlab.data.augment import check_policy as augment_check
 from cnnlab.data.in_memory import InMemoryLoader
 from cnnlab.data.loaders import SplitLoaders
 from cnnlab.data.subset import relabel, resolve_classes
@@ -16,6 +17,8 @@ from cnnlab.data.transforms import classification_transforms
 from cnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
+
+BATCHED_POLICIES = ("none", "basic")  # what InMemoryLoader can do a whole batch at a time
 
 
 class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
@@ -64,8 +67,11 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         samples_per_class: int | None = None,
         in_memory: bool | None = None,
         in_memory_limit_mb: float | None = 4096,
+        augment_policy: str = "basic",
+        random_erasing: float = 0.0,
     ) -> None:
         super().__init__()
+        augment_check(augment_policy)
         if samples_per_class is not None and (
             isinstance(samples_per_class, bool)
             or not isinstance(samples_per_class, int)
@@ -83,6 +89,8 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         self.image_size = image_size or self.native_size
         self.channels = channels
         self.augment = augment
+        self.augment_policy = augment_policy if augment else "none"
+        self.random_erasing = random_erasing
         self.shift = shift
         self.hflip = self.hflip_makes_sense if hflip is None else hflip
         self.split_seed = split_seed
@@ -140,6 +148,8 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             channels=self.channels if self.channels != self.native_channels else None,
             shift=self.shift,
             hflip=self.hflip,
+            policy=self.augment_policy,
+            random_erasing=self.random_erasing,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -178,8 +188,18 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
 
     # The in-memory path -------------------------------------------------------------------
     def _wants_memory(self) -> bool:
+        batched = self.augment_policy in BATCHED_POLICIES and not self.random_erasing
+        if self.in_memory and not batched:
+            raise UserError(
+                f"data.in_memory=true shifts and flips whole batches, and cannot apply "
+                f"recipe.augment={self.augment_policy} or recipe.random_erasing="
+                f"{self.random_erasing}, which work image by image. Set data.in_memory=false "
+                "(or null), or use recipe.augment=basic with recipe.random_erasing=0."
+            )
         if self.in_memory is not None:
             return bool(self.in_memory)
+        if not batched:  # the per-image pipeline is the one that has those augmentations
+            return False
         if self.trainer is None:
             return False
         return self.in_memory_on_cpu or self.trainer.strategy.root_device.type != "cpu"
@@ -235,7 +255,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             mean=mean,
             std=std,
             shuffle=train,
-            augment=train and self.augment,
+            augment=train and self.augment_policy != "none",
             shift=self.shift,
             hflip=self.hflip,
             seed=torch.initial_seed(),  # the run seed after seed_everything

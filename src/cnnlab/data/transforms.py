@@ -5,6 +5,8 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 
+from cnnlab.data import augment
+
 
 def classification_transforms(
     *,
@@ -16,12 +18,17 @@ def classification_transforms(
     channels: int | None = None,
     shift: int = 0,
     hflip: bool = False,
+    policy: str = "basic",
+    random_erasing: float = 0.0,
 ) -> v2.Compose:
     """Image (PIL or tensor) -> normalised float tensor (C, image_size, image_size).
 
-    Training adds the usual augmentation for small images: a random shift of up to ``shift``
-    pixels (zero-pad every side, crop back to size) and, where a mirror image is still the same
-    class, a horizontal flip. ``channels`` converts grey to RGB or RGB to grey when set.
+    Training adds the augmentation of ``policy`` (``cnnlab.data.augment``): for ``basic``, the
+    usual one for small images, a random shift of up to ``shift`` pixels (zero-pad every side,
+    crop back to size) and, where a mirror image is still the same class, a horizontal flip;
+    the searched policies add their operations after those, and ``random_erasing`` blanks a
+    rectangle of the normalised image. ``channels`` converts grey to RGB or RGB to grey when
+    set.
     """
     steps: list[v2.Transform] = [v2.ToImage()]
     if channels == 1:
@@ -31,9 +38,10 @@ def classification_transforms(
     steps.append(v2.ToDtype(torch.float32, scale=True))
     if image_size != native_size:  # None: the images come in many sizes
         steps.append(v2.Resize((image_size, image_size), antialias=True))
-    if train and shift > 0:
-        steps.append(v2.RandomCrop(image_size, padding=shift))
-    if train and hflip:
-        steps.append(v2.RandomHorizontalFlip())
+    if train:
+        steps += augment.geometric(policy, image_size, shift, hflip)
+        steps += augment.photometric(policy, image_size)
     steps.append(v2.Normalize(mean=list(mean), std=list(std)))
+    if train:
+        steps += augment.erasing(random_erasing)
     return v2.Compose(steps)

@@ -31,10 +31,15 @@ class OptimizationMixin:
         self.backbone_lr_scale = backbone_lr_scale
         self._planned_steps: int | None = None  # total steps of the schedule being followed
         self._restored_plan: int | None = None  # the checkpoint's total, when resuming
+        # None: the optimizer factory's own rate; a number (set by the learning-rate finder,
+        # tune.lr_find) replaces it
+        self.lr: float | None = None
 
     def configure_optimizers(self):
+        rate = {} if self.lr is None else {"lr": self.lr}
         optimizer = self.optimizer_factory(
-            params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale)
+            params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale),
+            **rate,
         )
         for group in optimizer.param_groups:
             group["lr"] *= group.get("lr_scale", 1.0)
@@ -61,6 +66,8 @@ class OptimizationMixin:
         if not configs:
             return
         sched = configs[0].scheduler
+        if not hasattr(sched, "lr_lambdas"):  # not ours: the learning-rate finder's own schedule
+            return
         for group, base, fn in zip(
             sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
         ):
