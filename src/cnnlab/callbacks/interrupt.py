@@ -1,8 +1,10 @@
 """SIGTERM and Ctrl-C end a run with a checkpoint and the command that resumes it.
 
-Lightning notes a SIGTERM (``trainer.received_sigterm``) and ends training after the batch
-that was running; Ctrl-C raises KeyboardInterrupt wherever the program is, in the middle of an
-optimizer step as well. ``Interrupt`` turns both into a stop at the end of a training batch,
+Left to themselves, Lightning ends a run on SIGTERM after the running batch, or in the middle
+of validation, with exit status 0 and nothing saved, and Ctrl-C raises KeyboardInterrupt
+wherever the program is, in the middle of an optimizer step as well. ``Interrupt`` installs its
+own handlers for both for the time of fit and turns them into a stop at the end of a training
+batch,
 the point where Lightning's own step checkpoints are taken and from which it resumes exactly:
 it saves ``last.ckpt`` there (through the trainer, so atomically with ``AtomicCheckpointIO``)
 and ends the run with ``RunInterrupted``, whose message names the resume command. A second
@@ -39,23 +41,34 @@ class Interrupt(pl.Callback):
         self.resume_command = resume_command
         self.signal_name: str | None = None
         self._previous_sigint = None
+        self._previous_sigterm = None
 
-    # the Ctrl-C handler, installed for the time of fit ------------------------------------
+    # the handlers, installed for the time of fit (after Lightning's own) ------------------
     def _on_sigint(self, signum, frame) -> None:
         self.signal_name = "Ctrl-C"
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
         log.warning("Ctrl-C: stopping after this training batch (press again to stop now).")
 
+    def _on_sigterm(self, signum, frame) -> None:
+        self.signal_name = "SIGTERM"
+        log.warning("SIGTERM: stopping after this training batch.")
+
     def on_fit_start(self, trainer, pl_module) -> None:
         self.signal_name = None
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _restore_sigint(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
         if self._previous_sigint is not None:
-            if threading.current_thread() is threading.main_thread():
+            if main:
                 signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None
+        if self._previous_sigterm is not None:
+            if main:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit":
