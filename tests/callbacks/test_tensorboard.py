@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from cnnlab.cli.train import train
-from cnnlab.report.figures import captioned_grid, confusion_matrix_figure, figure_to_image
+from cnnlab.report.figures import captioned_grid, confusion_matrix_image
 
 from composing import compose_run
 
@@ -110,7 +110,7 @@ def test_one_override_switches_the_images_off(make_cfg, tmp_path):
 
 def test_figures_render():
     matrix = torch.tensor([[5, 1], [0, 4]])
-    image = figure_to_image(confusion_matrix_figure(matrix, ["cat", "dog"]))
+    image = confusion_matrix_image(matrix, ["cat", "dog"])
     assert image.dtype == torch.uint8 and image.shape[0] == 3 and image.float().std() > 10
     tiles = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
     grid = captioned_grid(tiles, ["1", "2", "3"], ["1", "7", "3"])

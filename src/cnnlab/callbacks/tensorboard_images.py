@@ -227,8 +227,8 @@ class TensorBoardImages(pl.Callback):
             writer.add_image("val/predictions", figures.captioned_grid(images, true, pred), step)
         if self.confusion_matrix:
             title = f"epoch {trainer.current_epoch}"
-            fig = figures.confusion_matrix_figure(self._matrix.numpy(), names, title)
-            writer.add_image("val/confusion_matrix", figures.figure_to_image(fig), step)
+            image = figures.confusion_matrix_image(self._matrix.numpy(), names, title)
+            writer.add_image("val/confusion_matrix", image, step)
 
 
 def _grid(images: torch.Tensor) -> torch.Tensor:

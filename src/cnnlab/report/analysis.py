@@ -45,14 +45,14 @@ def names_of(datamodule, count: int) -> list[str]:
 def add_classification(result: Analysis, rebuilt, max_images: int | None) -> None:
     from cnnlab.models.parts import first_conv
     from cnnlab.report.classify_test import classify_test_split, normalisation
-    from cnnlab.report.figures import confusion_matrix_figure, filter_grid
+    from cnnlab.report.figures import confusion_matrix_image, filter_grid
 
     dm, net = rebuilt.datamodule, rebuilt.module.net
     names = names_of(dm, dm.num_classes)
     mean, std = normalisation(dm)
     tally = classify_test_split(net, dm.test_dataloader(), dm.num_classes, mean, std, max_images)
     result.class_names, result.test_images, result.accuracy = names, tally.images, tally.accuracy
-    result.confusion_png = plots.figure_png(confusion_matrix_figure(tally.confusion, names))
+    result.confusion_png = plots.tensor_png(confusion_matrix_image(tally.confusion, names))
     recall, counts = tally.per_class_accuracy, tally.confusion.sum(dim=1)
     result.per_class = [(n, float(recall[i]), int(counts[i])) for i, n in enumerate(names)]
     result.per_class_png = plots.per_class_png(recall, names)
