@@ -8,23 +8,34 @@ from pathlib import Path
 BIN = Path(sys.executable).parent  # the console scripts of the Python running the tests
 
 
-def run_command(
-    command: str, *args: str, cwd: Path, env: dict | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    """Run ``command`` (e.g. ``cnnlab-train``) with ``args`` in ``cwd``; stdout and stderr come
-    together in ``.stdout``. HYDRA_FULL_ERROR is left out: tests check that no traceback shows."""
+def _popen_kwargs(cwd: Path, env: dict | None, full_error: bool) -> dict:
+    """stdout and stderr together, no stdin; HYDRA_FULL_ERROR left out unless ``full_error``
+    (tests check that no traceback shows)."""
     env = dict(os.environ if env is None else env)
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [str(BIN / command), *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    return dict(cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def run_command(
+    command: str,
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    timeout: int = 600,
+    full_error: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run ``command`` (e.g. ``cnnlab-train``) with ``args`` in ``cwd`` to its end; stdout and
+    stderr come together in ``.stdout``."""
+    kwargs = _popen_kwargs(cwd, env, full_error)
+    return subprocess.run([str(BIN / command), *args], timeout=timeout, **kwargs)
+
+
+def start_command(command: str, *args: str, cwd: Path, env: dict | None = None):
+    """Start ``command`` and return the running process (a test that signals or kills it)."""
+    return subprocess.Popen([str(BIN / command), *args], **_popen_kwargs(cwd, env, False))
 
 
 def explain(proc: subprocess.CompletedProcess) -> str:

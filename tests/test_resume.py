@@ -2,7 +2,6 @@
 SIGTERM and Ctrl-C save the state and say how to resume (real cnnlab-train processes)."""
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnlab.cli.train import train
 
-from commands import BIN, explain, run_command
+from commands import explain, run_command, start_command
 
 STEPS_PER_EPOCH = 20  # 1,257 training digits in batches of 64
 RUN = [
@@ -30,17 +29,7 @@ RUN = [
 
 def start(words: list[str], cwd: Path) -> subprocess.Popen:
     """``cnnlab-train`` with these words, running on while the test watches it."""
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [str(BIN / words[0]), *words[1:]],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_command(words[0], *words[1:], cwd=cwd)
 
 
 def saved_step(path: Path) -> int:

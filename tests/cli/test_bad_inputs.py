@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from commands import BIN, explain, run_command
+from commands import explain, run_command
 
 pytestmark = pytest.mark.slow
 
@@ -99,17 +99,8 @@ def test_config_mistake_is_refused(tmp_path, row):
 
 def test_full_error_shows_the_traceback(tmp_path):
     """HYDRA_FULL_ERROR=1 is how a user asks for the traceback behind a message."""
-    env = dict(os.environ, HYDRA_FULL_ERROR="1")
-    proc = subprocess.run(
-        [str(BIN / "cnnlab-train"), "optimizer.lr=abc", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600,
-    )
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    proc = run_command("cnnlab-train", "optimizer.lr=abc", run_dir, cwd=tmp_path, full_error=True)
     assert proc.returncode != 0, explain(proc)
     assert TRACEBACK in proc.stdout, explain(proc)
     assert "optimizer.lr=abc is not valid" in proc.stdout
