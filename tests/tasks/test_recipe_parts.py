@@ -124,3 +124,23 @@ def test_ema_warm_up():
     assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
     assert ema_decay_at(0.999, 10_000) == 0.999
     assert copy.copy(EMA(0.99)).decay == 0.99
+
+
+def test_testing_the_best_checkpoint_uses_the_average(tmp_path):
+    """trainer.test(ckpt_path=...) after fit must test the averaged weights the checkpoint's
+    state_dict holds, not the trained ones kept beside them."""
+    torch.manual_seed(0)
+    toy = Steps()
+    ema = EMA(decay=0.9)
+    data = torch.utils.data.DataLoader([(torch.randn(3),) for _ in range(20)], batch_size=4)
+    during = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="saved", every_n_train_steps=5)
+    trainer = pl.Trainer(max_steps=5, callbacks=[ema, during], logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(toy, data)  # saved at step 5, before the average replaces the trained weights
+    path = tmp_path / "saved.ckpt"
+    saved = torch.load(path, weights_only=True)
+    assert not torch.equal(saved["state_dict"]["w"], saved["current_model_state"]["w"])
+    toy.test_step = lambda batch, batch_idx: None
+    trainer.test(toy, data, ckpt_path=path, weights_only=True)
+    torch.testing.assert_close(toy.w.detach(), saved["state_dict"]["w"])

@@ -59,6 +59,13 @@ class EMA(WeightAveraging):
             for mine, theirs in zip(average.buffers(), pl_module.buffers(), strict=True):
                 mine.copy_(theirs)
 
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        """Resuming a fit restores both the average and the trained weights (Lightning's way).
+        Testing a checkpoint after fit (``trainer.test(ckpt_path=best)``) keeps its
+        ``state_dict``, the average: Lightning's callback would put the trained weights back."""
+        if trainer.state.fn == "fit":
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "updates": self._updates}
 
