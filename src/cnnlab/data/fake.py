@@ -15,6 +15,7 @@ class FakeDataModule(ClassificationDataModule):
     native_channels = 3
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
+    in_memory_on_cpu = True  # small synthetic sets: generated once, not image by image per epoch
 
     def __init__(
         self,
