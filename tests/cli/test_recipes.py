@@ -91,3 +91,33 @@ def test_batch_size_finder_doubles_while_it_fits(make_cfg):
     whole_epoch = [o for o in TINY if "limit_train" not in o]
     metrics = train(make_cfg([*whole_epoch, "tune.batch_size_find=true", "tune.max_trials=2"]))
     assert metrics["tune/batch_size"] == 128  # two sizes tried: 64, then 128
+
+
+def test_color_jitter_changes_the_image_only():
+    """Detection and segmentation take recipe.color_jitter: colours change, boxes and masks
+    stay, and values stay in range."""
+    from cnnlab.data.detection import DetectionTransform
+    from cnnlab.data.segmentation import SegmentationTransform
+
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)
+    boxes = torch.tensor([[5.0, 6.0, 30.0, 20.0]])
+    jitter = DetectionTransform(None, train=True, hflip=0.0, color_jitter=0.4)
+    assert DetectionTransform(None, train=False, color_jitter=0.4).colour is None  # train only
+    out, target = jitter(image, {"boxes": boxes, "labels": torch.tensor([1])})
+    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    assert target["boxes"].shape == (1, 4)  # moved by the scale jitter alone
+    floats = image.float() / 255
+    assert not torch.allclose(jitter.colour(floats), floats)
+    mask = torch.randint(0, 3, (40, 60))
+    seg_image, seg_mask = SegmentationTransform(None, train=True, hflip=0.0, color_jitter=0.4)(
+        image, mask
+    )
+    assert torch.equal(seg_mask, mask) and seg_image.shape == (3, 40, 60)
+
+
+def test_color_jitter_reaches_every_task(make_cfg):
+    metrics = train(make_cfg([*TINY, "recipe.color_jitter=0.3", "recipe.ema_decay=0.99",
+                              "data=shapes_segmentation", "model=fcn32s",
+                              "model/backbone=resnet18"]))  # fmt: skip
+    assert 0.0 <= metrics["test/miou"] <= 1.0

@@ -54,6 +54,8 @@ def build_datamodule(
             f"data.task={task!r} is not a task cnnlab knows; "
             f"choose one of {', '.join(TASK_MODULES)}."
         )
+    if recipe is not None:
+        kwargs["color_jitter"] = recipe.get("color_jitter", 0.0)
     if recipe is not None and task == "classification":
         kwargs.update(augment_policy=recipe.augment, random_erasing=recipe.random_erasing)
     elif recipe is not None:
@@ -78,8 +80,8 @@ def check_recipe_task(recipe: DictConfig, task: str) -> None:
     if wrong:
         raise UserError(
             f"{', '.join(wrong)} applies to classification only; {task} runs bring their own "
-            "augmentation. Leave them at recipe=plain's values (recipe.ema_decay and "
-            "recipe.label_smoothing work for every task)."
+            "augmentation. Leave them at recipe=plain's values (recipe.ema_decay, "
+            "recipe.color_jitter and recipe.label_smoothing work for every task)."
         )
 
 

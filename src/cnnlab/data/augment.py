@@ -54,6 +54,18 @@ def photometric(policy: str, image_size: int) -> list[v2.Transform]:
     return []
 
 
+def colour(strength: float) -> list[v2.Transform]:
+    """``recipe.color_jitter``: brightness, contrast and saturation each scaled by a factor drawn
+    from [1 - s, 1 + s], and the hue shifted by up to s / 4 of a turn (at most 0.5); grey images
+    keep their (absent) colour. Only the image changes: boxes and masks stay where they are."""
+    if strength < 0:
+        raise UserError(f"recipe.color_jitter must be 0 (off) or more, got {strength}.")
+    if strength == 0:
+        return []
+    return [v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength,
+                           hue=min(0.5, strength / 4))]  # fmt: skip
+
+
 def erasing(probability: float) -> list[v2.Transform]:
     if not 0.0 <= probability <= 1.0:
         raise ValueError(

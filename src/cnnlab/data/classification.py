@@ -69,6 +69,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         in_memory_limit_mb: float | None = 4096,
         augment_policy: str = "basic",
         random_erasing: float = 0.0,
+        color_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         augment_check(augment_policy)
@@ -91,6 +92,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         self.augment = augment
         self.augment_policy = augment_policy if augment else "none"
         self.random_erasing = random_erasing
+        self.color_jitter = color_jitter
         self.shift = shift
         self.hflip = self.hflip_makes_sense if hflip is None else hflip
         self.split_seed = split_seed
@@ -150,6 +152,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             hflip=self.hflip,
             policy=self.augment_policy,
             random_erasing=self.random_erasing,
+            color_jitter=self.color_jitter,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -188,13 +191,16 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
 
     # The in-memory path -------------------------------------------------------------------
     def _wants_memory(self) -> bool:
-        batched = self.augment_policy in BATCHED_POLICIES and not self.random_erasing
+        batched = self.augment_policy in BATCHED_POLICIES and not (
+            self.random_erasing or self.color_jitter
+        )
         if self.in_memory and not batched:
             raise UserError(
                 f"data.in_memory=true shifts and flips whole batches, and cannot apply "
-                f"recipe.augment={self.augment_policy} or recipe.random_erasing="
-                f"{self.random_erasing}, which work image by image. Set data.in_memory=false "
-                "(or null), or use recipe.augment=basic with recipe.random_erasing=0."
+                f"recipe.augment={self.augment_policy}, recipe.random_erasing="
+                f"{self.random_erasing} or recipe.color_jitter={self.color_jitter}, which work "
+                "image by image. Set data.in_memory=false (or null), or use recipe.augment=basic "
+                "with recipe.random_erasing=0 and recipe.color_jitter=0."
             )
         if self.in_memory is not None:
             return bool(self.in_memory)

@@ -13,8 +13,10 @@ import random
 
 import torch
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from cnnlab.data import augment
 from cnnlab.data.loaders import BuiltSplits
 
 SCALE_JITTER = (0.85, 1.15)  # train-time range of the random resize factor
@@ -44,8 +46,11 @@ class DetectionTransform:
     target with its boxes in the new image's pixels. ``image_size=None`` keeps the size.
     """
 
-    def __init__(self, image_size: int | None, train: bool, hflip: float = 0.5) -> None:
+    def __init__(
+        self, image_size: int | None, train: bool, hflip: float = 0.5, color_jitter: float = 0.0
+    ) -> None:
         self.image_size, self.train, self.hflip = image_size, train, hflip
+        self.colour = v2.Compose(augment.colour(color_jitter)) if train and color_jitter else None
 
     def _short_side(self, height: int, width: int) -> int | None:
         side = self.image_size
@@ -66,6 +71,8 @@ class DetectionTransform:
         if self.train and random.random() < self.hflip:
             image, boxes = F.horizontal_flip(image), F.horizontal_flip(boxes)
         image = F.to_dtype(image, torch.float32, scale=True)
+        if self.colour is not None:  # the image's colours only: the boxes stay
+            image = self.colour(image)
         target = {**target, "boxes": boxes.as_subclass(torch.Tensor).float()}
         return image.as_subclass(torch.Tensor), target
 
@@ -94,8 +101,11 @@ class DetectionDataModule(BuiltSplits):
         drop_invalid_boxes: bool = False,
         split_seed: int = 0,
         pin_memory: bool = False,
+        color_jitter: float = 0.0,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, image_size, augment, split_seed, pin_memory)
+        super().__init__(
+            root, batch_size, num_workers, image_size, augment, split_seed, pin_memory, color_jitter
+        )
         self.drop_invalid_boxes = drop_invalid_boxes
         self.dropped = {"boxes": 0, "images": 0}
 
@@ -109,4 +119,5 @@ class DetectionDataModule(BuiltSplits):
         return len(self.class_names) + 1  # + background, label 0
 
     def transforms(self, train: bool) -> DetectionTransform:
-        return DetectionTransform(self.image_size, train=train and self.augment)
+        train = train and self.augment
+        return DetectionTransform(self.image_size, train=train, color_jitter=self.color_jitter)

@@ -170,8 +170,10 @@ class BuiltSplits(SplitLoaders, pl.LightningDataModule):
         augment: bool = True,
         split_seed: int = 0,
         pin_memory: bool | None = False,
+        color_jitter: float = 0.0,
     ) -> None:
         super().__init__()
+        self.color_jitter = color_jitter  # recipe.color_jitter: training images only
         self.root = root
         self.batch_size = batch_size
         self.num_workers = num_workers

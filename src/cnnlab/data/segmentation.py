@@ -11,6 +11,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from cnnlab.data import augment
 from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.data.loaders import BuiltSplits
 
@@ -24,16 +25,18 @@ class SegmentationTransform:
     at train time also flips both horizontally at random.
     """
 
-    def __init__(self, image_size: int | None, train: bool, hflip: float = 0.5) -> None:
+    def __init__(
+        self, image_size: int | None, train: bool, hflip: float = 0.5, color_jitter: float = 0.0
+    ) -> None:
         steps: list[v2.Transform] = []
         if image_size is not None:
             steps.append(v2.Resize((image_size, image_size), antialias=True))
         if train and hflip > 0:
             steps.append(v2.RandomHorizontalFlip(hflip))
-        steps += [
-            v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-            v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
-        ]
+        steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
+        if train:
+            steps += augment.colour(color_jitter)  # v2 leaves a Mask's values alone
+        steps.append(v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)))
         self.pipeline = v2.Compose(steps)
 
     def __call__(
@@ -62,4 +65,5 @@ class SegmentationDataModule(BuiltSplits):
         return len(self.class_names)
 
     def transforms(self, train: bool) -> SegmentationTransform:
-        return SegmentationTransform(self.image_size, train=train and self.augment)
+        train = train and self.augment
+        return SegmentationTransform(self.image_size, train=train, color_jitter=self.color_jitter)

@@ -20,6 +20,7 @@ def classification_transforms(
     hflip: bool = False,
     policy: str = "basic",
     random_erasing: float = 0.0,
+    color_jitter: float = 0.0,
 ) -> v2.Compose:
     """Image (PIL or tensor) -> normalised float tensor (C, image_size, image_size).
 
@@ -27,7 +28,8 @@ def classification_transforms(
     usual one for small images, a random shift of up to ``shift`` pixels (zero-pad every side,
     crop back to size) and, where a mirror image is still the same class, a horizontal flip;
     the searched policies add their operations after those, and ``random_erasing`` blanks a
-    rectangle of the normalised image. ``channels`` converts grey to RGB or RGB to grey when
+    rectangle of the normalised image; ``color_jitter`` varies brightness, contrast, saturation
+    and hue. ``channels`` converts grey to RGB or RGB to grey when
     set.
     """
     steps: list[v2.Transform] = [v2.ToImage()]
@@ -41,6 +43,7 @@ def classification_transforms(
     if train:
         steps += augment.geometric(policy, image_size, shift, hflip)
         steps += augment.photometric(policy, image_size)
+        steps += augment.colour(color_jitter)
     steps.append(v2.Normalize(mean=list(mean), std=list(std)))
     if train:
         steps += augment.erasing(random_erasing)
