@@ -18,7 +18,6 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from cnnlab.data.loaders import follow_training_progress
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab")
@@ -91,12 +90,6 @@ class Interrupt(pl.Callback):
             f"Training stopped by {name} at {where}; its state is saved in {self.last_path}. "
             f"Resume it with: {self.resume_command}"
         )
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        follow_training_progress(trainer)  # so the loaders' state in last.ckpt is right
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        follow_training_progress(trainer)  # loaders may be rebuilt each epoch
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self._requested(trainer):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from cnnlab.data.loaders import follow_training_progress, restore_loader_states
+from cnnlab.data.loaders import restore_loader_states
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,9 @@ def set_metric_states(module: torch.nn.Module, saved: dict[str, dict[str, Any]])
 
 class ResumeState(pl.Callback):
     """Stores the random generators and the epoch metrics' running state in every checkpoint,
-    flushes the loggers before it is written, and puts both states back on resume. It also
-    tells the training loaders the trainer's count of finished batches
-    (``follow_training_progress``), which their state in the checkpoint is made of, and makes
-    sure a resumed run hands them that state (``restore_loader_states``).
+    flushes the loggers before it is written, and puts both states back on resume. It also makes
+    sure a resumed run hands the training loaders their state from the checkpoint
+    (``restore_loader_states``).
 
     The states go back at the last moment before training continues: the metrics when
     training starts (after the sanity check's validation), the generators just before the first
@@ -119,11 +118,7 @@ class ResumeState(pl.Callback):
         if self._pending is None:
             log.info("The checkpoint holds no random states: the resumed run draws anew.")
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        follow_training_progress(trainer)  # the loaders' state says where a resume goes on
-
     def on_train_start(self, trainer, pl_module) -> None:
-        follow_training_progress(trainer)  # a mid-epoch resume has no on_train_epoch_start
         if self._loader_states:
             restore_loader_states(trainer, self._loader_states)
             self._loader_states = []

@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 
 from cnnlab.data.augment import check_policy as augment_check
 from cnnlab.data.in_memory import InMemoryLoader
-from cnnlab.data.loaders import SplitLoaders
+from cnnlab.data.loaders import SplitLoaders, batches_done
 from cnnlab.data.subset import relabel, resolve_classes
 from cnnlab.data.transforms import classification_transforms
 from cnnlab.errors import UserError
@@ -268,6 +268,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
             epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
+            done=batches_done(trainer) if trainer is not None and train else None,
         )
 
     def train_dataloader(self):

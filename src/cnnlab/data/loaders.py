@@ -23,14 +23,6 @@ def _training_loaders(trainer: pl.Trainer) -> list:
     return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
 
 
-def follow_training_progress(trainer: pl.Trainer) -> None:
-    """Give the training loaders that take one (``done``, still None) the trainer's count of
-    finished batches, so that their ``state_dict`` says where a resumed epoch goes on."""
-    for loader in _training_loaders(trainer):
-        if hasattr(loader, "done") and loader.done is None:
-            loader.done = batches_done(trainer)
-
-
 def restore_loader_states(trainer: pl.Trainer, states: list[dict]) -> None:
     """Hand the training loaders with ``load_state_dict`` their states from a checkpoint, in
     order, before their first batch is drawn.
@@ -68,10 +60,10 @@ class ResumableDataLoader(DataLoader):
     """A shuffling DataLoader whose ``state_dict`` / ``load_state_dict`` (stored in Lightning's
     checkpoints) continue an epoch at the batch where it stopped, in the same order.
 
-    ``epoch()`` is the trainer's epoch; ``done()`` how many batches of it were finished (set by
-    ``follow_training_progress`` when not given). Per-sample augmentation still draws from the
-    global random state (or the workers' seeds): after a mid-epoch resume its draws differ from
-    the uninterrupted run's, with the same distribution (see docs/resume.md).
+    ``epoch()`` is the trainer's epoch; ``done()`` how many batches of it were finished (the
+    datamodule passes ``batches_done(trainer)``; without it, 0). Per-sample augmentation still
+    draws from the global random state (or the workers' seeds): after a mid-epoch resume its
+    draws differ from the uninterrupted run's, with the same distribution (see docs/resume.md).
     """
 
     def __init__(
