@@ -92,12 +92,18 @@ def test_hparams_hold_the_settings_and_the_final_metrics(full_run):
 
 def test_time_share_skips_the_middle_epochs(make_cfg, tmp_path):
     """A share no drawing can keep: the first epoch (cost unknown) and the last are drawn."""
-    share = "callbacks.tensorboard_images.max_time_share=1e-9"
-    train(make_cfg([*SHORT, "trainer.max_epochs=4", share]))
+    share = "callbacks.tensorboard_images.max_time_share=0.001"  # 1 ms a second
+    histograms = "callbacks.tensorboard_images.histograms=true"  # kept to the same epochs
+    train(make_cfg([*SHORT, "trainer.max_epochs=4", share, histograms]))
     events = read_events(tmp_path / "run")
     assert [e.step for e in events.Images("val/predictions")] == [3, 12]  # epochs 0 and 3
     assert len(events.Images("train/inputs")) == 2
     assert len(events.Images("model/first_conv_filters")) == 3  # as initialised, 0, 3
+    assert [e.step for e in events.Histograms("grads/net.features.0.weight")] == [0, 9]
+    # the last epoch's pictures are drawn after training, not inside the epoch
+    assert (
+        events.Images("val/predictions")[-1].wall_time >= events.Scalars("train/acc")[-1].wall_time
+    )
 
 
 def test_one_override_switches_the_images_off(make_cfg, tmp_path):

@@ -66,8 +66,9 @@ class NanGuard(pl.Callback):
             self._read_pending(trainer)  # the previous step's verdict, one step late
             self._pending = (value.sum(), trainer.current_epoch, trainer.global_step)
             return
-        if not bool(torch.isfinite(value).all()):  # kept over accumulated batches until the step
-            self._bad_loss = float(value.sum())
+        total = float(value.sum()) if value.numel() != 1 else value.item()  # one host read
+        if not math.isfinite(total):  # kept over accumulated batches until the step
+            self._bad_loss = total
 
     def _read_pending(self, trainer) -> None:
         pending, self._pending = self._pending, None

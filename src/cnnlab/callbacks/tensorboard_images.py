@@ -17,16 +17,20 @@ epoch of minutes, but more than the epoch itself for LeNet on the digits. ``max_
 keeps the pictures under that share of the training time: an epoch is drawn only when the time
 spent drawing so far, plus the last drawing's cost, stays within the share of the time since
 training started. The first epoch is always drawn (nothing is known of the cost yet), and so is
-the last.
+the last. The last epoch's pictures are drawn once training has ended, from what that epoch
+showed (its first batch, its validation predictions, its filters): the run pays for them once,
+as it pays for the test, and the last epoch trains as fast as the others.
 """
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 
 from cnnlab.errors import UserError
 from cnnlab.models.parts import first_conv
@@ -70,6 +74,7 @@ class TensorBoardImages(pl.Callback):
         self._spent = 0.0  # seconds spent drawing since then
         self._last_cost: float | None = None  # seconds the last drawn epoch took; None: none yet
         self._epoch_cost = 0.0  # seconds spent drawing in this epoch so far
+        self._deferred: list[Callable[[], None]] = []  # the last epoch's drawings, for the end
 
     # When and where ---------------------------------------------------------------------------
     @staticmethod
@@ -111,11 +116,24 @@ class TensorBoardImages(pl.Callback):
             self._spent += took
             self._epoch_cost += took
 
+    def _draw(self, trainer: pl.Trainer, drawing: Callable[[], None]) -> None:
+        """Runs ``drawing`` now, or at the end of training when this is the fit's last epoch
+        (``drawing`` then works on copies taken now)."""
+        if trainer.state.fn == TrainerFn.FITTING and self._last_epoch(trainer):
+            self._deferred.append(drawing)
+            return
+        with self._timed():
+            drawing()
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._drawing = self._scheduled(trainer) and self._within_budget(trainer)
         self._epoch_cost = 0.0
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        deferred, self._deferred = self._deferred, []
+        with self._timed():
+            for drawing in deferred:
+                drawing()
         self._drawing = None  # a later trainer.validate() follows the schedule alone
 
     # Training ---------------------------------------------------------------------------------
@@ -138,7 +156,8 @@ class TensorBoardImages(pl.Callback):
         if self.train_batch:
             with self._timed():
                 images = figures.to_uint8(batch[0][: self.num_images], *_stats(trainer))
-                writer.add_image("train/inputs", _grid(images), trainer.global_step)
+            step = trainer.global_step
+            self._draw(trainer, lambda: writer.add_image("train/inputs", _grid(images), step))
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer
@@ -146,10 +165,6 @@ class TensorBoardImages(pl.Callback):
         if not self._grads_due:  # gradients of the epoch's first step, unscaled under AMP
             return
         self._grads_due = False
-        self._drawing: bool | None = None  # this epoch's decision, made at its start
-        self._started = 0.0  # perf_counter at the start of training
-        self._spent = 0.0  # seconds spent drawing since then
-        self._last_cost = 0.0  # seconds the last drawn epoch took to draw
         writer = self._writer(trainer, pl_module)
         for name, p in pl_module.named_parameters():
             if p.grad is not None:
@@ -159,9 +174,12 @@ class TensorBoardImages(pl.Callback):
         writer = self._writer(trainer, pl_module)
         if writer is None or not self._due(trainer):
             return
+        if self.filters:
+            filters = _first_conv_weight(pl_module)
+            if filters is not None:
+                step = trainer.global_step
+                self._draw(trainer, lambda: _draw_filters(writer, filters, step))
         with self._timed():
-            if self.filters:
-                self._log_filters(writer, pl_module, trainer.global_step)
             if self.histograms:
                 for name, p in pl_module.named_parameters():
                     weight = p.detach().float()
@@ -170,11 +188,9 @@ class TensorBoardImages(pl.Callback):
 
     @staticmethod
     def _log_filters(writer, pl_module: pl.LightningModule, step: int) -> None:
-        try:
-            _, conv = first_conv(pl_module)
-        except UserError:  # a network without nn.Conv2d: nothing to draw
-            return
-        writer.add_image("model/first_conv_filters", figures.filter_grid(conv.weight), step)
+        weight = _first_conv_weight(pl_module)
+        if weight is not None:
+            _draw_filters(writer, weight, step)
 
     # Validation -------------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -213,22 +229,37 @@ class TensorBoardImages(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._matrix is None:
             return
-        with self._timed():
-            self._draw_validation(trainer, pl_module)
+        writer = self._writer(trainer, pl_module)
+        step, epoch = trainer.global_step, trainer.current_epoch
+        matrix, shown, stats = self._matrix, self._shown, _stats(trainer)
+        names = _class_names(trainer, len(matrix))
         self._matrix, self._shown = None, []
 
-    def _draw_validation(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        writer, step = self._writer(trainer, pl_module), trainer.global_step
-        names = _class_names(trainer, len(self._matrix))
-        if self.predictions and self._shown:
-            x, y, preds = (torch.cat(parts) for parts in zip(*self._shown, strict=True))
-            images = figures.to_uint8(x, *_stats(trainer))
-            true, pred = [names[i] for i in y], [names[i] for i in preds]
-            writer.add_image("val/predictions", figures.captioned_grid(images, true, pred), step)
-        if self.confusion_matrix:
-            title = f"epoch {trainer.current_epoch}"
-            image = figures.confusion_matrix_image(self._matrix.numpy(), names, title)
-            writer.add_image("val/confusion_matrix", image, step)
+        def draw() -> None:
+            if self.predictions and shown:
+                x, y, preds = (torch.cat(parts) for parts in zip(*shown, strict=True))
+                images = figures.to_uint8(x, *stats)
+                true, pred = [names[i] for i in y], [names[i] for i in preds]
+                grid = figures.captioned_grid(images, true, pred)
+                writer.add_image("val/predictions", grid, step)
+            if self.confusion_matrix:
+                image = figures.confusion_matrix_image(matrix.numpy(), names, f"epoch {epoch}")
+                writer.add_image("val/confusion_matrix", image, step)
+
+        self._draw(trainer, draw)
+
+
+def _first_conv_weight(pl_module: pl.LightningModule) -> torch.Tensor | None:
+    """A copy of the first convolution's weights, or None for a network without nn.Conv2d."""
+    try:
+        _, conv = first_conv(pl_module)
+    except UserError:
+        return None
+    return conv.weight.detach().clone()
+
+
+def _draw_filters(writer, weight: torch.Tensor, step: int) -> None:
+    writer.add_image("model/first_conv_filters", figures.filter_grid(weight), step)
 
 
 def _grid(images: torch.Tensor) -> torch.Tensor:
