@@ -2,6 +2,7 @@
 (loaders, random generators, metrics), each on its own."""
 
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnnlab.callbacks.atomic_checkpoint import AtomicCheckpointIO
+from cnnlab.callbacks.atomic_checkpoint import AtomicCheckpointIO, BackgroundCheckpointIO
 from cnnlab.callbacks.checkpoints import run_checkpoints
 from cnnlab.callbacks.rng_state import (
     metric_states,
@@ -59,10 +60,58 @@ def test_leftovers_of_a_killed_save_go_with_the_next_save(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-def test_the_trainer_saves_through_the_atomic_plugin(make_cfg):
+def test_the_trainer_saves_through_the_atomic_plugin_in_the_background(make_cfg):
     cfg = make_cfg()
     trainer = build_trainer(cfg.trainer, [], [])
-    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    io = trainer.strategy.checkpoint_io
+    assert isinstance(io, BackgroundCheckpointIO)
+    assert isinstance(io.checkpoint_io, AtomicCheckpointIO)
+
+
+class SlowAtomicIO(AtomicCheckpointIO):
+    """Each save waits for ``go`` first, so a test can look while saves are queued."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        assert self.go.wait(timeout=30)
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_background_saves_snapshot_the_tensors_and_remove_only_after_saving(tmp_path):
+    slow = SlowAtomicIO()
+    io = BackgroundCheckpointIO(slow)
+    old_best, new_best = tmp_path / "best-1.ckpt", tmp_path / "best-2.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(3)}, old_best)
+    weights = torch.ones(3)
+    io.save_checkpoint({"w": weights}, new_best)
+    io.remove_checkpoint(old_best)  # as ModelCheckpoint does right after saving the new best
+    weights.mul_(7)  # training goes on and changes the tensors in place
+    assert old_best.is_file() and not new_best.exists()  # the removal waits behind the save
+    slow.go.set()
+    io.wait()
+    assert not old_best.exists()
+    assert torch.equal(torch.load(new_best, weights_only=True)["w"], torch.ones(3))
+    io.teardown()
+
+
+def test_a_load_waits_for_the_save_queued_before_it(tmp_path):
+    slow = SlowAtomicIO()
+    io = BackgroundCheckpointIO(slow)
+    io.save_checkpoint({"step": 5}, tmp_path / "last.ckpt")
+    threading.Timer(0.2, slow.go.set).start()
+    assert io.load_checkpoint(tmp_path / "last.ckpt")["step"] == 5
+    io.teardown()
+
+
+def test_a_failed_background_save_is_raised_at_teardown(tmp_path):
+    io = BackgroundCheckpointIO()
+    (tmp_path / "file").write_text("not a folder")
+    io.save_checkpoint({"step": 1}, tmp_path / "file" / "last.ckpt")
+    with pytest.raises(OSError):
+        io.teardown()
 
 
 def _by_kind(callbacks) -> tuple[list, list]:

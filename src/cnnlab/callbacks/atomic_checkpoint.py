@@ -5,6 +5,12 @@ killed during that write leaves a truncated ``last.ckpt`` behind, and with it th
 resume from. ``AtomicCheckpointIO`` writes into a hidden temporary file beside the target, makes
 sure it reached the disk, and renames it over the target (``os.replace``, atomic on POSIX and
 Windows within one file system).
+
+``BackgroundCheckpointIO`` hands those saves to one worker thread (Lightning's
+``AsyncCheckpointIO``, which snapshots the tensors first): training goes on while the file is
+pickled, written and synced. Removals of superseded checkpoints wait behind the saves queued
+before them, so the old best file goes only once the new one is on disk; a load, and the end of
+fit, wait for every save still queued.
 """
 
 import logging
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +83,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         for stale in _leftovers(target):
             log.debug("Removing %s, left by an interrupted save", stale)
             stale.unlink(missing_ok=True)
+
+
+class BackgroundCheckpointIO(AsyncCheckpointIO):
+    """Saves (through ``checkpoint_io``, by default ``AtomicCheckpointIO``) in a worker thread;
+    removals queued behind them; ``wait()`` returns once all queued work is done."""
+
+    def __init__(self, checkpoint_io: Any = None) -> None:
+        super().__init__(checkpoint_io if checkpoint_io is not None else AtomicCheckpointIO())
+
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
+        self._ensure_setup()
+
+        def remove() -> None:
+            try:
+                self.checkpoint_io.remove_checkpoint(path)
+            except BaseException as ex:  # raised at the next save or at teardown
+                self._error = ex
+
+        self._executor.submit(remove)
+
+    def wait(self) -> None:
+        """Blocks until every save and removal queued so far has finished."""
+        if self._executor is not None:
+            self._executor.submit(lambda: None).result()
+
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.wait()  # a file still being written is read only once whole
+        return super().load_checkpoint(*args, **kwargs)

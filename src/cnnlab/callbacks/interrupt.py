@@ -102,6 +102,9 @@ class Interrupt(pl.Callback):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore_sigint()
         if isinstance(exception, KeyboardInterrupt):
+            wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
+            if callable(wait):  # a save still being written in the background
+                wait()
             last = Path(self.last_path)
             saved = f"the last saved state is {last}" if last.is_file() else "nothing was saved"
             log.error(

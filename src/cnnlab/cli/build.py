@@ -268,17 +268,18 @@ def build_loggers(logger_cfg: DictConfig | None, resume_step: int | None = None)
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
-    """The Trainer, saving checkpoints atomically (``AtomicCheckpointIO``) unless the config
-    names a checkpoint plugin of its own (``+trainer.plugins=[...]``)."""
+    """The Trainer, saving checkpoints atomically in a worker thread (``BackgroundCheckpointIO``
+    around ``AtomicCheckpointIO``) unless the config names a checkpoint plugin of its own
+    (``+trainer.plugins=[...]``)."""
     from lightning.pytorch.plugins.io import CheckpointIO
 
-    from cnnlab.callbacks.atomic_checkpoint import AtomicCheckpointIO
+    from cnnlab.callbacks.atomic_checkpoint import BackgroundCheckpointIO
 
     given = trainer_cfg.get("plugins")
     given = [] if given is None else instantiate(given)
     plugins = list(given) if isinstance(given, list | tuple | ListConfig) else [given]
     if not any(isinstance(p, CheckpointIO) for p in plugins):
-        plugins.append(AtomicCheckpointIO())
+        plugins.append(BackgroundCheckpointIO())
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
