@@ -7,12 +7,13 @@ sure it reached the disk, and renames it over the target (``os.replace``, atomic
 Windows within one file system).
 
 ``BackgroundCheckpointIO`` hands those saves to one worker thread (Lightning's
-``AsyncCheckpointIO``, which snapshots the tensors first): training goes on while the file is
+``AsyncCheckpointIO``; the tensors are snapshotted first): training goes on while the file is
 pickled, written and synced. Removals of superseded checkpoints wait behind the saves queued
 before them, so the old best file goes only once the new one is on disk; a load, and the end of
 fit, wait for every save still queued.
 """
 
+import copy
 import logging
 import os
 import uuid
@@ -85,12 +86,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             stale.unlink(missing_ok=True)
 
 
+def _snapshot(value: Any) -> Any:
+    """``value`` with every tensor inside its dicts, lists and tuples cloned, the containers
+    copied (dict subclasses and their attributes kept, e.g. a state dict's ``_metadata``), and
+    anything else shared. Lightning's own snapshot walks every leaf through
+    ``apply_to_collection``: about 8 ms for LeNet's checkpoint of 0.8 MB, as long as the save."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        out = copy.copy(value)
+        for key in list(out):
+            out[key] = _snapshot(out[key])
+        return out
+    if type(value) in (list, tuple):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
 class BackgroundCheckpointIO(AsyncCheckpointIO):
     """Saves (through ``checkpoint_io``, by default ``AtomicCheckpointIO``) in a worker thread;
     removals queued behind them; ``wait()`` returns once all queued work is done."""
 
     def __init__(self, checkpoint_io: Any = None) -> None:
         super().__init__(checkpoint_io if checkpoint_io is not None else AtomicCheckpointIO())
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        self._ensure_setup()
+        if self._error is not None:  # an earlier save failed: say so now
+            raise self._error
+        snapshot = _snapshot(checkpoint)  # training changes the tensors in place meanwhile
+
+        def save() -> None:
+            try:
+                self.checkpoint_io.save_checkpoint(snapshot, path, storage_options)
+            except BaseException as ex:  # raised at the next save or at teardown
+                self._error = ex
+
+        self._executor.submit(save)
 
     def remove_checkpoint(self, path: str | os.PathLike) -> None:
         self._ensure_setup()
