@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 
 def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
@@ -89,6 +88,11 @@ class InMemoryLoader:
         self.epoch = epoch
         self.done = done
         self.passes = 0
+        # torchvision's to_dtype(scale=True) and normalize, as the same float operations (the
+        # batches equal the per-sample path's bit for bit) on tensors made once
+        shape = (1, len(self.mean), 1, 1)
+        self._mean = torch.tensor(self.mean, device=images.device).view(shape)
+        self._std = torch.tensor(self.std, device=images.device).view(shape)
         self._pass_epoch = -1  # the epoch of the running (or last) pass
         self._yielded = 0  # batches of that pass handed out
         self._resume: tuple[int, int] | None = None  # (epoch, batches done) to continue from
@@ -124,6 +128,13 @@ class InMemoryLoader:
         if self.epoch is None:
             self.passes = self._resume[0]
 
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32).mul_(1.0 / 255)
+        elif x.dtype != torch.float32:
+            x = x.to(torch.float32)  # float in [0, 1], any precision
+        return x.sub_(self._mean).div_(self._std)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch() if self.epoch is not None else self.passes
         self.passes += 1
@@ -142,5 +153,4 @@ class InMemoryLoader:
             if augment:
                 s = slice(start, start + self.batch_size)
                 x = shift_and_flip(x, top[s], left[s], flip[s], self.shift)
-            x = TF.to_dtype(x, torch.float32, scale=True)  # uint8 -> /255; float stays
-            yield TF.normalize(x, self.mean, self.std), self.labels.index_select(0, idx)
+            yield self._normalise(x), self.labels.index_select(0, idx)
