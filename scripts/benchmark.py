@@ -7,7 +7,10 @@
 --cpu: training throughput (images/s over the epochs after the first, validation each epoch
 included on both sides) of ``cnnlab.cli.train.train`` and of the plain loop, for LeNet on digits
 (cnnlab's default run) and ResNet-20 on 32x32 FakeData; then the whole-process wall time of
-``cnnlab-train trainer.max_epochs=20`` against this script's plain loop run as a process.
+``cnnlab-train trainer.max_epochs=20`` against this script's plain loop run as a process. Each
+comparison runs ``--rounds`` times with the two sides in turn (a shared machine's slow spells
+move single runs by 10-20%): the medians and the median ratio are reported, the best for the
+process times.
 
 --gpu: images/s for ResNet-18 at 32x32 and ResNet-50 at 224x224, bf16 autocast and
 channels-last, with and without torch.compile, cnnlab (ClassificationModule + Lightning Trainer,
@@ -29,6 +32,7 @@ import time
 import traceback
 from functools import partial
 from pathlib import Path
+from statistics import median
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +41,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 RESULTS: dict = {"rows": [], "errors": []}
 CNNLAB_OVERRIDES: list[str] = []  # --cnnlab-override: appended to every cnnlab run of --cpu
+ROUNDS = 3  # --rounds: --cpu runs each comparison this many times, the two sides in turn
+ONLY: list[
+    str
+] = []  # --only: the --cpu comparisons to run (lenet, resnet, process); all when empty
 
 
 def say(*args) -> None:
@@ -266,14 +274,17 @@ def cpu_section(out: str | None, tmp: Path) -> None:
     from cnnlab.models.resnet_cifar import resnet20
 
     def lenet_rows():
-        epochs = 8
-        mine = cnnlab_fit([f"trainer.max_epochs={epochs}", *CNNLAB_OVERRIDES], tmp / "lenet")
-        torch.manual_seed(42)
-        plain = plain_fit(lenet(), digits_tensors(), epochs, 64, 0.002, shift=2)
-        n = 1257  # training digits
-        rows = compare_rows("LeNet-5, digits 32x32, batch 64, CPU", mine, plain, n)
-        rows[0]["val_acc"] = mine["metrics"].get("val/acc")
-        rows[1]["val_acc"] = plain["val_acc"]
+        epochs, n = 8, 1257  # n: training digits
+        rounds = []
+        for r in range(ROUNDS):  # alternate the sides: a slow spell of the machine hits both
+            torch.manual_seed(42)
+            plain = plain_fit(lenet(), digits_tensors(), epochs, 64, 0.002, shift=2)
+            overrides = [f"trainer.max_epochs={epochs}", *CNNLAB_OVERRIDES]
+            mine = cnnlab_fit(overrides, tmp / f"lenet{r}")
+            rounds.append((mine, plain))
+        rows = compare_rows("LeNet-5, digits 32x32, batch 64, CPU", rounds, n)
+        rows[0]["val_acc"] = rounds[-1][0]["metrics"].get("val/acc")
+        rows[1]["val_acc"] = rounds[-1][1]["val_acc"]
 
     def resnet_rows():
         from cnnlab.data.fake import FakeDataModule
@@ -289,20 +300,22 @@ def cpu_section(out: str | None, tmp: Path) -> None:
         ]
         overrides = [*data_overrides, "model=resnet20", f"trainer.max_epochs={epochs}"]
         overrides += CNNLAB_OVERRIDES
-        mine = cnnlab_fit(overrides, tmp / "resnet20")
         dm = FakeDataModule(
             root=str(tmp), train_size=size, val_size=256, test_size=64, batch_size=batch,
             augment=False,
         )  # fmt: skip
-        torch.manual_seed(42)
-        plain = plain_fit(resnet20(num_classes=10, in_channels=3), fake_tensors(dm), epochs,
-                          batch, 0.002)  # fmt: skip
-        compare_rows("ResNet-20, FakeData 32x32, batch 128, CPU", mine, plain, size)
+        data = fake_tensors(dm)
+        rounds = []
+        for r in range(ROUNDS):
+            torch.manual_seed(42)
+            plain = plain_fit(resnet20(num_classes=10, in_channels=3), data, epochs, batch, 0.002)
+            rounds.append((cnnlab_fit(overrides, tmp / f"resnet20-{r}"), plain))
+        compare_rows("ResNet-20, FakeData 32x32, batch 128, CPU", rounds, size)
 
     def whole_process():
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         runs = {"cnnlab": [], "plain": []}
-        for _ in range(2):
+        for _ in range(ROUNDS):
             for side in ("cnnlab", "plain"):
                 if side == "cnnlab":
                     run_dir = tempfile.mkdtemp(dir=tmp)
@@ -319,7 +332,7 @@ def cpu_section(out: str | None, tmp: Path) -> None:
                 say(f"    {side}: {seconds:.1f} s")
         best = {side: min(times) for side, times in runs.items()}
         row = {
-            "measurement": "whole process, 20 epochs LeNet-5 on digits (s, best of 2)",
+            "measurement": f"whole process, 20 epochs LeNet-5 on digits (s, best of {ROUNDS})",
             "cnnlab_s": round(best["cnnlab"], 2),
             "plain_s": round(best["plain"], 2),
             "ratio_cnnlab_over_plain": round(best["cnnlab"] / best["plain"], 3),
@@ -329,22 +342,32 @@ def cpu_section(out: str | None, tmp: Path) -> None:
         RESULTS["rows"].append(row)
         say(f"    {row}")
 
-    attempt("LeNet-5 on digits, throughput", lenet_rows, out)
-    attempt("ResNet-20 on FakeData, throughput", resnet_rows, out)
-    attempt("LeNet-5 on digits, whole process", whole_process, out)
+    parts = {"lenet": lenet_rows, "resnet": resnet_rows, "process": whole_process}
+    names = {
+        "lenet": "LeNet-5 on digits, throughput",
+        "resnet": "ResNet-20 on FakeData, throughput",
+        "process": "LeNet-5 on digits, whole process",
+    }
+    for part in ONLY or parts:
+        attempt(names[part], parts[part], out)
 
 
-def compare_rows(name: str, mine: dict, plain: dict, images: int) -> list[dict]:
-    ours = images_per_second(mine["epoch_times"], images)
-    theirs = images_per_second(plain["epoch_times"], images)
+def compare_rows(name: str, rounds: list[tuple[dict, dict]], images: int) -> list[dict]:
+    """Rows for (cnnlab, plain) fits run in turn: the median images/s of each side and the
+    median of the rounds' ratios (each round's two fits ran back to back)."""
+    ours = [images_per_second(mine["epoch_times"], images) for mine, _ in rounds]
+    theirs = [images_per_second(plain["epoch_times"], images) for _, plain in rounds]
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     rows = [
-        {"measurement": name, "side": "cnnlab", "images_per_s": round(ours, 1)},
-        {"measurement": name, "side": "plain", "images_per_s": round(theirs, 1)},
+        {"measurement": name, "side": "cnnlab", "images_per_s": round(median(ours), 1)},
+        {"measurement": name, "side": "plain", "images_per_s": round(median(theirs), 1)},
     ]
-    rows[0]["ratio_to_plain"] = round(ours / theirs, 3)
+    rows[0]["ratio_to_plain"] = round(median(ratios), 3)
+    rows[0]["round_ratios"] = [round(r, 3) for r in ratios]
     rows[0]["load_average"] = os.getloadavg()
     RESULTS["rows"].extend(rows)
-    say(f"    cnnlab {ours:.0f} img/s, plain {theirs:.0f} img/s, ratio {ours / theirs:.3f}")
+    say(f"    cnnlab {median(ours):.0f} img/s, plain {median(theirs):.0f} img/s, ratio "
+        f"{median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")  # fmt: skip
     return rows
 
 
@@ -629,10 +652,23 @@ def main() -> None:
         help="--cpu: an override for every cnnlab run, e.g. data.in_memory=true (repeatable)",
     )
     parser.add_argument(
+        "--rounds", type=int, default=3, help="--cpu: runs of each comparison, sides in turn"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=["lenet", "resnet", "process"],
+        help="--cpu: run only this comparison (repeatable)",
+    )
+    parser.add_argument(
         "--plain-digits-process", type=int, metavar="EPOCHS", help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     CNNLAB_OVERRIDES.extend(args.cnnlab_override)
+    global ROUNDS
+    ROUNDS = args.rounds
+    ONLY.extend(args.only)
 
     if args.plain_digits_process:
         plain_digits_process(args.plain_digits_process)
