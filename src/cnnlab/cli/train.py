@@ -21,6 +21,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         epochs_trained,
         load_checkpoint,
     )
+    from cnnlab.cli.heap import frozen_heap
     from cnnlab.cli.metrics_file import finish_run
     from cnnlab.cli.tune import run_finders
 
@@ -65,7 +66,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     tuned = {} if cfg.get("ckpt_path") else run_finders(cfg.get("tune"), trainer, module,
                                                          datamodule, run_dir)  # fmt: skip
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    with frozen_heap():  # no full garbage collection over the imports in the middle of an epoch
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                    weights_only=True)  # fmt: skip
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(tuned)
     metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
@@ -75,9 +78,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("Testing the best checkpoint: %s", best)
     else:
         log.info("No best checkpoint was saved: testing the weights as they are.")
-    for results in trainer.test(
-        module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
-    ):
+    with frozen_heap():
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
+                              weights_only=True)  # fmt: skip
+    for results in tested:
         metrics.update(results)
 
     finish_run(run_dir, metrics, trainer.is_global_zero)
