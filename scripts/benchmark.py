@@ -42,9 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS: dict = {"rows": [], "errors": []}
 CNNLAB_OVERRIDES: list[str] = []  # --cnnlab-override: appended to every cnnlab run of --cpu
 ROUNDS = 3  # --rounds: --cpu runs each comparison this many times, the two sides in turn
-ONLY: list[
-    str
-] = []  # --only: the --cpu comparisons to run (lenet, resnet, process); all when empty
+THREADS = 0  # --threads: torch's intra-op threads for --cpu; 0: one per CPU
+ONLY: list[str] = []  # --only: the --cpu comparisons (lenet, resnet, process); empty: all
 
 
 def say(*args) -> None:
@@ -269,7 +268,7 @@ def fake_tensors(dm) -> dict[str, torch.Tensor]:
 
 
 def cpu_section(out: str | None, tmp: Path) -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(THREADS or os.cpu_count() or 1)
     from cnnlab.models.lenet import lenet
     from cnnlab.models.resnet_cifar import resnet20
 
@@ -655,6 +654,9 @@ def main() -> None:
         "--rounds", type=int, default=3, help="--cpu: runs of each comparison, sides in turn"
     )
     parser.add_argument(
+        "--threads", type=int, default=0, help="--cpu: torch threads (0: one per CPU)"
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -666,8 +668,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     CNNLAB_OVERRIDES.extend(args.cnnlab_override)
-    global ROUNDS
-    ROUNDS = args.rounds
+    global ROUNDS, THREADS
+    ROUNDS, THREADS = args.rounds, args.threads
     ONLY.extend(args.only)
 
     if args.plain_digits_process:
