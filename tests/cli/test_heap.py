@@ -1,6 +1,8 @@
 """The objects alive when training starts are kept out of Python's full garbage collections."""
 
 import gc
+import subprocess
+import sys
 
 from cnnlab.cli.heap import frozen_heap
 
@@ -22,3 +24,17 @@ def test_frozen_heap_hands_back_on_an_exception():
     except RuntimeError:
         pass
     assert gc.get_freeze_count() == 0
+
+
+def test_the_exit_of_a_command_skips_the_final_collection():
+    """The heap is frozen by an exit handler: after the job, not while a caller goes on."""
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print(gc.get_freeze_count()))  # runs after the later ones\n"
+        "from cnnlab.cli.heap import skip_final_collection\n"
+        "skip_final_collection()\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    during, at_exit = (int(n) for n in done.stdout.split())
+    assert during == 0 and at_exit > 1000

@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cnnlab.cli import resolvers
+from cnnlab.cli.heap import skip_final_collection
 from cnnlab.cli.validate import validate
 from cnnlab.errors import UserError
 
@@ -68,6 +69,7 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], object]], 
 
         @functools.wraps(app)
         def main() -> None:
+            skip_final_collection()  # the console command ends in 0.2 s instead of 2-3 s
             if launched_rank() > 0:
                 # Another rank of a multi-process run (Lightning's DDP relaunch, torchrun, srun):
                 # rank 0 alone writes the run folder's .hydra/ and log file.
