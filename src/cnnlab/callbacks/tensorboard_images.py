@@ -198,7 +198,7 @@ class TensorBoardImages(pl.Callback):
         wanted = self.predictions or self.confusion_matrix
         if wanted and self._due(trainer) and self._writer(trainer, pl_module) is not None:
             k = pl_module.val_acc.num_classes
-            self._matrix = torch.zeros(k, k, dtype=torch.long)
+            self._matrix = torch.zeros(k, k, dtype=torch.long, device=pl_module.device)
 
     def on_validation_batch_end(
         self,
@@ -221,7 +221,7 @@ class TensorBoardImages(pl.Callback):
                 outputs = pl_module(x)
         preds = outputs.argmax(dim=1)
         k = len(self._matrix)
-        self._matrix += torch.bincount(y * k + preds, minlength=k * k).view(k, k).cpu()
+        self._matrix += torch.bincount(y * k + preds, minlength=k * k).view(k, k)  # on device
         missing = self.num_images - sum(len(s[0]) for s in self._shown)
         if self.predictions and missing > 0:
             self._shown.append((x[:missing].cpu(), y[:missing].cpu(), preds[:missing].cpu()))
@@ -231,7 +231,7 @@ class TensorBoardImages(pl.Callback):
             return
         writer = self._writer(trainer, pl_module)
         step, epoch = trainer.global_step, trainer.current_epoch
-        matrix, shown, stats = self._matrix, self._shown, _stats(trainer)
+        matrix, shown, stats = self._matrix.cpu(), self._shown, _stats(trainer)
         names = _class_names(trainer, len(matrix))
         self._matrix, self._shown = None, []
 
