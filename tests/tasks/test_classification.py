@@ -55,3 +55,23 @@ def test_label_smoothing_changes_the_training_loss():
     plain = ClassificationModule(net, torch.optim.SGD)._step(batch)[0]
     smooth = ClassificationModule(net, torch.optim.SGD, label_smoothing=0.1)._step(batch, 0.1)[0]
     assert not torch.isclose(plain, smooth)
+
+
+def test_steps_update_metrics_without_reading_labels_back(monkeypatch):
+    """torchmetrics' argument checks call torch.unique on every batch's labels, which makes the
+    CPU wait for a GPU at each step; the metrics skip them and the loss still checks labels."""
+    net = get_model("lenet", num_classes=10, in_channels=1)
+    module = ClassificationModule(net, optimizer=torch.optim.SGD, num_classes=10)
+    batch = (torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 9]))
+
+    def no_unique(*args, **kwargs):
+        raise AssertionError("torch.unique in a step")
+
+    monkeypatch.setattr(torch, "unique", no_unique)
+    with pytest.warns(UserWarning):  # self.log outside a Trainer: nothing is logged
+        module.training_step(batch, 0)
+        module.validation_step(batch, 0)
+        module.test_step(batch, 0)
+    assert module.train_acc.update_count == module.val_acc.update_count == 1
+    with pytest.raises(IndexError):  # a label out of range is still refused
+        module.training_step((batch[0], torch.tensor([0, 1, 2, 10])), 0)

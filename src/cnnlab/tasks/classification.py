@@ -57,11 +57,17 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         if tta not in TTA_MODES:
             raise UserError(f"recipe.tta={tta} is not known: choose one of {', '.join(TTA_MODES)}.")
         self.tta = tta
-        acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        # No argument checks in the metrics: torchmetrics counts the distinct labels of every
+        # batch (torch.unique), which makes the CPU wait for the GPU at each step; the loss
+        # already refuses a label out of range. A NaN loss shows as a NaN mean.
+        acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = acc.clone(), acc.clone(), acc.clone()
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # weighted by batch size
+        loss = MeanMetric(nan_strategy="disable")  # weighted by batch size
+        self.val_loss, self.test_loss = loss.clone(), loss.clone()
         self.test_top5 = (
-            MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+            MulticlassAccuracy(
+                num_classes=num_classes, top_k=5, average="micro", validate_args=False
+            )
             if num_classes > 5
             else None
         )

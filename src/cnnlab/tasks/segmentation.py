@@ -20,7 +20,10 @@ from cnnlab.tasks.step_logging import StepLoggingMixin
 
 def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJaccardIndex:
     """IoU over the whole epoch's pixels (one confusion matrix), label 255 left out."""
-    return MulticlassJaccardIndex(num_classes, average=average, ignore_index=IGNORE_INDEX)
+    # validate_args=False: no torch.unique over each batch's labels (a GPU sync per batch)
+    return MulticlassJaccardIndex(
+        num_classes, average=average, ignore_index=IGNORE_INDEX, validate_args=False
+    )
 
 
 def unnormalize(images: torch.Tensor) -> torch.Tensor:
@@ -76,10 +79,11 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
         self.num_logged_images = num_logged_images
         self._shown: list[torch.Tensor] = []  # this epoch's drawn validation tiles, 3 an image
         self.val_miou, self.test_miou = iou_metric(num_classes), iou_metric(num_classes)
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # weighted by batch size
+        loss = MeanMetric(nan_strategy="disable")  # weighted by batch size; no NaN check sync
+        self.val_loss, self.test_loss = loss.clone(), loss.clone()
         self.test_class_iou = iou_metric(num_classes, average="none")
         self.test_pixel_acc = MulticlassAccuracy(
-            num_classes, average="micro", ignore_index=IGNORE_INDEX
+            num_classes, average="micro", ignore_index=IGNORE_INDEX, validate_args=False
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
