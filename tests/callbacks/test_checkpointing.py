@@ -270,3 +270,26 @@ def test_checkpoint_of_a_real_run_holds_the_resume_state(make_cfg, tmp_path):
         {"epoch": 0, "batches": 4}
     ]
     assert [p.name for p in last.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_sigterm_during_validation_stops_at_the_next_training_batch(make_cfg):
+    """Lightning's own SIGTERM flag would end the run inside validation with nothing saved;
+    the run goes on to the next training batch, saves it and names the resume command."""
+    from cnnlab.callbacks.interrupt import RunInterrupted
+    from cnnlab.cli.train import train
+
+    cfg = make_cfg(
+        [
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=3",
+            "+trainer.limit_val_batches=2",
+            "+trainer.num_sanity_val_steps=2",
+            "callbacks.tensorboard_images=null",
+            "trainer.enable_model_summary=false",
+            "+callbacks.sigterm._target_=probes.SigtermInValidation",
+        ]
+    )
+    with pytest.raises(RunInterrupted, match="stopped by SIGTERM at epoch 2, step 4"):
+        train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 4

@@ -58,6 +58,20 @@ class Interrupt(pl.Callback):
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
+    def _take_sigterm_back(self) -> None:
+        """Lightning registers its SIGTERM handler after ``on_fit_start``, with ours inside it:
+        its flag then ends the run (exit status 0, nothing saved) when the signal lands between
+        our check at a batch's end and its own, in validation for instance. Ours alone again."""
+        main = threading.current_thread() is threading.main_thread()
+        if main and self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        self._take_sigterm_back()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._take_sigterm_back()
+
     def _restore_sigint(self) -> None:
         main = threading.current_thread() is threading.main_thread()
         if self._previous_sigint is not None:
