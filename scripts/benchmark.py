@@ -201,8 +201,8 @@ def cnnlab_fit(overrides: list[str], run_dir: Path) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict, read_write
 
-    from cnnlab.cli.app import config_dir
     from cnnlab.cli.train import train
+    from cnnlab.factory.configs import config_dir
 
     GlobalHydra.instance().clear()
     timer = "+callbacks.bench_timer._target_=__main__.EpochTimer"

@@ -18,8 +18,8 @@ import lightning.pytorch as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from cnnlab.cli import build
-from cnnlab.cli.app import config_dir
+from cnnlab.factory import build
+from cnnlab.factory.configs import config_dir
 
 ARMS = ("feature_extract", "full", "gradual", "scratch")
 

@@ -7,7 +7,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict, read_write
 
-from cnnlab.cli.app import config_dir
+from cnnlab.factory.configs import config_dir
 
 
 def compose_run(

@@ -7,7 +7,11 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from cnnlab.factory.configs import register_resolvers
+
 from composing import compose_run
+
+register_resolvers()  # the configs' ${task_monitor:...}, as every cnnlab command registers them
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from cnnlab.cli import build
-from cnnlab.cli.app import config_dir
+from cnnlab.factory import build
+from cnnlab.factory.configs import config_dir
 
 GROUPS = Path(config_dir())
 

@@ -57,7 +57,7 @@ CHECK = textwrap.dedent(
     """
     import json, sys
     import cnnlab
-    from cnnlab.cli.app import config_dir
+    from cnnlab.factory.configs import config_dir
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.cli import build
 from cnnlab.cli.train import train
+from cnnlab.factory import build
 from cnnlab.models import speed
 from cnnlab.tasks.classification import ClassificationModule
 

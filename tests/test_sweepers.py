@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from cnnlab.cli.app import config_dir
+from cnnlab.factory.configs import config_dir
 
 from commands import run_command
 

@@ -19,11 +19,11 @@ from cnnlab.callbacks.rng_state import (
     set_metric_states,
     set_random_states,
 )
-from cnnlab.cli.build import build_callbacks, build_trainer
-from cnnlab.cli.resume import resolve_ckpt_path, resume_command
 from cnnlab.data.in_memory import InMemoryLoader
 from cnnlab.data.loaders import ResumableDataLoader
 from cnnlab.errors import UserError
+from cnnlab.factory.build import build_callbacks, build_trainer
+from cnnlab.factory.resume import resolve_ckpt_path, resume_command
 
 
 def test_atomic_save_replaces_the_file_and_leaves_no_temporary(tmp_path):

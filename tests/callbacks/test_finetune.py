@@ -55,7 +55,7 @@ def test_frozen_batch_norm_stays_in_eval_mode_and_train_bn_false_keeps_it_there(
 
 def test_backbone_learning_rate_is_scaled():
     net = get_model("resnet20", num_classes=5, in_channels=1)
-    groups = finetune_groups(net, backbone_lr_scale=0.1)
+    groups = finetune_groups(net, backbone_lr_scale=0.1, head=split_parameters(net)[1])
     opt = torch.optim.SGD(groups, lr=0.5)
     for g in opt.param_groups:
         g["lr"] *= g["lr_scale"]

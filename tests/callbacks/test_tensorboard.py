@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from cnnlab.cli.train import train
-from cnnlab.report.figures import captioned_grid, confusion_matrix_image
+from cnnlab.viz.classification import captioned_grid, confusion_matrix_image
 
 from composing import compose_run
 

@@ -16,9 +16,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from cnnlab.cli.compare import compare, main
+from cnnlab.cli.compare import main
 from cnnlab.cli.train import train
-from cnnlab.report.curves import epoch_curve
+from cnnlab.compare.comparison import compare
+from cnnlab.compare.curves import epoch_curve
 from cnnlab.report.scalars import per_epoch, read_scalars
 
 TEXTBOOK = [
@@ -234,7 +235,7 @@ def test_optimizer_comparison_experiment_is_a_five_job_sweep():
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.utils import get_class
 
-    from cnnlab.cli.app import config_dir
+    from cnnlab.factory.configs import config_dir
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -275,8 +276,8 @@ def test_console_script_error_is_one_line(tmp_path):
 
 
 def test_mean_over_seeds_groups_the_other_overrides():
-    from cnnlab.report.runs import Run
-    from cnnlab.report.table import mean_table
+    from cnnlab.compare.runs import Run
+    from cnnlab.compare.table import mean_table
 
     runs = [
         Run(Path(f"r{i}"), metrics={"test/acc": acc}, label=f"finetune={arm} seed={seed}")

@@ -2,6 +2,7 @@
 stand-in detector, and the input mistakes a user can make."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,9 +11,11 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from torch import nn
 
-from cnnlab.cli.predict import detect_images, image_paths, predict, read_image
+from cnnlab.cli.predict import predict
 from cnnlab.cli.train import train
 from cnnlab.errors import UserError
+from cnnlab.inference.detection import detect_images
+from cnnlab.inference.files import image_paths, read_image
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,8 @@ def test_detection_writes_coco_results_and_drawings(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     images = [(p, read_image(p)) for p in paths]
-    detect_images(net, images, out, ["circle", "square"], score_threshold=0.5, draw=True)
+    settings = SimpleNamespace(score_threshold=0.5, draw=True)
+    detect_images(net, images, out, None, ["circle", "square"], settings)
 
     assert net.seen == [(3, 70, 80), (3, 64, 64)]  # each image whole, in its own pixels
     rows = json.loads((out / "detections.json").read_text())

@@ -2,6 +2,7 @@
 masks of an odd-sized image in its own pixels, and the test metrics of the same checkpoint."""
 
 import json
+from types import SimpleNamespace as Settings
 
 import numpy as np
 import pytest
@@ -9,10 +10,11 @@ import torch
 from PIL import Image
 
 from cnnlab.cli.eval import evaluate
-from cnnlab.cli.predict import predict, read_image
-from cnnlab.cli.predict_segmentation import predict_mask, segment_images
+from cnnlab.cli.predict import predict
 from cnnlab.cli.train import train
 from cnnlab.data.segmentation import SegmentationTransform
+from cnnlab.inference.files import read_image
+from cnnlab.inference.segmentation import predict_mask, segment_images
 
 NAMES = ["background", "circle", "square", "triangle"]
 
@@ -101,13 +103,23 @@ def test_scores_are_resized_back_before_the_argmax():
     assert (mask[:, :15] == 1).all() and (mask[:, 15:] == 2).all()
 
 
+class StandInData:
+    """What a predictor asks of a datamodule: its eval transform and number of classes."""
+
+    def __init__(self, transform, num_classes: int) -> None:
+        self.transform, self.num_classes = transform, num_classes
+
+    def transforms(self, train: bool):
+        return self.transform
+
+
 def test_rows_count_pixels_and_no_overlay_without_draw(tmp_path):
     Image.new("RGB", (40, 30), "white").save(tmp_path / "a.png")
     out = tmp_path / "out"
     out.mkdir()
     images = [(tmp_path / "a.png", read_image(tmp_path / "a.png"))]
-    transform = SegmentationTransform(None, train=False)
-    rows = segment_images(Halves(), images, out, ["bg", "left"], 3, transform, draw=False)
+    data = StandInData(SegmentationTransform(None, train=False), num_classes=3)
+    rows = segment_images(Halves(), images, out, data, ["bg", "left"], Settings(draw=False))
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "masks.json"]
     assert json.loads((out / "masks.json").read_text()) == rows
     assert rows == [
@@ -130,7 +142,8 @@ def test_overlay_names_never_overwrite_a_mask(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     images = [(p, read_image(p)) for p in paths]
-    rows = segment_images(Halves(), images, out, None, 3, SegmentationTransform(None, False), True)
+    data = StandInData(SegmentationTransform(None, False), num_classes=3)
+    rows = segment_images(Halves(), images, out, data, None, Settings(draw=True))
     assert [r["mask"] for r in rows] == [str(out / f"{s}.png") for s in ("a", "a_overlay", "a_2")]
     assert sorted(p.name for p in out.iterdir()) == [
         "a.png",

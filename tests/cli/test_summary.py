@@ -89,8 +89,8 @@ def test_console_script(tmp_path: Path) -> None:
 
 def test_readme_model_table_is_what_cnnlab_summary_prints() -> None:
     """The README's table comes from `cnnlab-summary models_table=true`; spot-check its rows."""
-    from cnnlab.cli.app import config_dir
-    from cnnlab.report.model_zoo import zoo_markdown, zoo_rows
+    from cnnlab.factory.configs import config_dir
+    from cnnlab.summary.model_zoo import zoo_markdown, zoo_rows
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     rows = zoo_rows(config_dir(), ["lenet", "alexnet_2012", "googlenet", "resnet20"])

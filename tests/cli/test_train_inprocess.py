@@ -6,10 +6,12 @@ import logging
 
 import pytest
 
-from cnnlab.cli.checkpoint_config import config_from_checkpoint, load_checkpoint
+from cnnlab.cli.app import typed_overrides
 from cnnlab.cli.eval import evaluate
 from cnnlab.cli.train import train
 from cnnlab.errors import UserError
+from cnnlab.factory.checkpoint import load_checkpoint
+from cnnlab.factory.restore import config_from_checkpoint
 from cnnlab.optim.schedules import multiplier
 
 SHORT = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]
@@ -66,7 +68,7 @@ def test_overrides_typed_now_apply_on_the_stored_config(short_run, make_cfg, tmp
     cfg = make_cfg(
         [f"ckpt_path={last}", "data.batch_size=7", "model=resnet18"], "eval", tmp_path / "ev2"
     )
-    merged = config_from_checkpoint(cfg, load_checkpoint(str(last)))
+    merged = config_from_checkpoint(cfg, load_checkpoint(str(last)), typed_overrides(cfg))
     assert merged.data.batch_size == 7  # typed now
     assert merged.model._target_.endswith("resnet18")  # a group override replaces the group
     assert merged.trainer.max_epochs == 2  # from the stored config, not the default 20

@@ -6,8 +6,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cnnlab.cli.app import config_dir
 from cnnlab.errors import UserError
+from cnnlab.factory.configs import config_dir
 from cnnlab.models import detection, get_model, torchvision_weights
 from cnnlab.models.detection import fasterrcnn, fasterrcnn_mobilenet_v3_large_fpn
 

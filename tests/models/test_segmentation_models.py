@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import build
+from cnnlab.factory import build
 from cnnlab.models.resnet import resnet18
 from cnnlab.models.segmentation import fcn8s, fcn16s, fcn32s
 from cnnlab.models.upsampling import BilinearUpsample, fit_to

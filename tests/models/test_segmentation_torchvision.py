@@ -9,8 +9,8 @@ import torch.nn.functional as F
 import torchvision
 from hydra.core.global_hydra import GlobalHydra
 
-from cnnlab.cli import build
 from cnnlab.errors import UserError
+from cnnlab.factory import build
 from cnnlab.models.segmentation_torchvision import deeplabv3_resnet50, fcn_resnet50
 from cnnlab.tasks.segmentation import SegmentationModule
 

@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import build
 from cnnlab.cli.train import train
+from cnnlab.factory import build
 from cnnlab.models import get_model
 from cnnlab.tasks.classification import ClassificationModule
 

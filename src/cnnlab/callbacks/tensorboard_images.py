@@ -22,7 +22,6 @@ showed (its first batch, its validation predictions, its filters): the run pays 
 as it pays for the test, and the last epoch trains as fast as the others.
 """
 
-import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -34,8 +33,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from cnnlab.errors import UserError
 from cnnlab.models.parts import first_conv
-from cnnlab.report import figures
 from cnnlab.tasks.classification import ClassificationModule
+from cnnlab.viz import classification as figures
+from cnnlab.viz.images import scaled_grid, to_uint8
 
 
 class TensorBoardImages(pl.Callback):
@@ -155,9 +155,9 @@ class TensorBoardImages(pl.Callback):
         self._grads_due = self.histograms
         if self.train_batch:
             with self._timed():
-                images = figures.to_uint8(batch[0][: self.num_images], *_stats(trainer))
+                images = to_uint8(batch[0][: self.num_images], *_stats(trainer))
             step = trainer.global_step
-            self._draw(trainer, lambda: writer.add_image("train/inputs", _grid(images), step))
+            self._draw(trainer, lambda: writer.add_image("train/inputs", scaled_grid(images), step))
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer
@@ -238,7 +238,7 @@ class TensorBoardImages(pl.Callback):
         def draw() -> None:
             if self.predictions and shown:
                 x, y, preds = (torch.cat(parts) for parts in zip(*shown, strict=True))
-                images = figures.to_uint8(x, *stats)
+                images = to_uint8(x, *stats)
                 true, pred = [names[i] for i in y], [names[i] for i in preds]
                 grid = figures.captioned_grid(images, true, pred)
                 writer.add_image("val/predictions", grid, step)
@@ -260,14 +260,6 @@ def _first_conv_weight(pl_module: pl.LightningModule) -> torch.Tensor | None:
 
 def _draw_filters(writer, weight: torch.Tensor, step: int) -> None:
     writer.add_image("model/first_conv_filters", figures.filter_grid(weight), step)
-
-
-def _grid(images: torch.Tensor) -> torch.Tensor:
-    from torchvision.utils import make_grid
-
-    scale = max(1, math.ceil(64 / max(images.shape[-2:])))  # 32x32 digits drawn 64x64
-    images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
-    return make_grid(images, nrow=math.ceil(math.sqrt(len(images))), padding=2, pad_value=255)
 
 
 def _stats(trainer: pl.Trainer) -> tuple[list[float] | None, list[float] | None]:

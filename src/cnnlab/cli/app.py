@@ -5,33 +5,47 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.cli import resolvers
 from cnnlab.cli.heap import skip_final_collection
 from cnnlab.cli.validate import validate
 from cnnlab.errors import UserError
+from cnnlab.factory.configs import config_dir, register_resolvers
 
-resolvers.register()
+register_resolvers()  # the configs' ${task_monitor:...} and friends, for every command
 
 log = logging.getLogger("cnnlab")
 
 
-def config_dir() -> str:
-    """The config tree: inside the installed package (a wheel), else the repository's configs/.
+def quiet_library_noise() -> None:
+    """What a command's log should not show twice or at all; called as a command starts."""
+    # Lightning's top-level package adds a console handler of its own; Hydra's root handlers
+    # already print to the console and to train.log, so drop it rather than print lines twice.
+    logging.getLogger("lightning").handlers.clear()
+    # A small in-memory dataset loads fastest in the main process; Lightning would advise workers.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # A resumed run writes a run folder of its own, so its checkpoint folder differs by design.
+    warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
 
-    An absolute folder path, because Hydra reads a relative ``config_path`` of an entry point
-    that lives in a package as a Python package path, not as a folder.
-    """
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package / "configs", package.parents[1] / "configs"):
-        if (candidate / "train.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError(f"cnnlab's configs are missing: looked in {package / 'configs'}")
+
+def typed_overrides(cfg: DictConfig) -> dict[str, object]:
+    """The keys the user set on the command line (``a.b=1``, ``+a.c=2``, ``group=name``) with
+    their composed values: what a restored run puts on top of its stored config."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    keys = []
+    for item in HydraConfig.get().overrides.task:
+        key = item.split("=", 1)[0].lstrip("+")
+        if not key.startswith(("~", "hydra.")) and "=" in item:
+            keys.append(key)
+    return {key: OmegaConf.select(cfg, key) for key in keys}
 
 
 def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], object]], Callable[[], None]]:
@@ -191,8 +205,6 @@ def check_run_folder(config_name: str, overrides: dict[str, str]) -> None:
             "Choose a hydra.run.dir in a folder you can write to, or make that folder writable "
             f"(e.g. chmod u+w {existing})."
         )
-    from omegaconf import OmegaConf
-
     protects = "overwrite" in OmegaConf.load(Path(config_dir()) / f"{config_name}.yaml")
     if not protects or not (run_dir / "metrics.json").is_file():
         return

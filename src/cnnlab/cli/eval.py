@@ -4,44 +4,32 @@ import logging
 
 from omegaconf import DictConfig
 
-from cnnlab.cli.app import entry_point
+from cnnlab.cli.app import entry_point, quiet_library_noise, typed_overrides
 
 log = logging.getLogger("cnnlab")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Rebuild the checkpoint's model and data, test, write RUN_DIR/metrics.json."""
+    """Restore the checkpoint's run, test it, write RUN_DIR/metrics.json."""
     import lightning.pytorch as pl
 
-    from cnnlab.cli import build
-    from cnnlab.cli.checkpoint_config import (
-        config_from_checkpoint,
-        epochs_trained,
-        load_checkpoint,
-        load_module_weights,
-    )
     from cnnlab.cli.metrics_file import finish_run
+    from cnnlab.factory import build
+    from cnnlab.factory.restore import restore
 
+    quiet_library_noise()
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    cfg = config_from_checkpoint(cfg, checkpoint)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    run = restore(cfg.ckpt_path, cfg, typed_overrides(cfg))
+    pl.seed_everything(run.cfg.seed, workers=True, verbose=False)
+    log.info("Testing %s (after %d epochs, step %d)", cfg.ckpt_path, run.epochs, run.global_step)
+    bars = [c for c in build.build_callbacks(run.cfg.get("callbacks"))
+            if isinstance(c, pl.callbacks.ProgressBar)]  # fmt: skip
+    loggers = build.build_loggers(run.cfg.get("logger"))
+    trainer = build.build_trainer(run.cfg.trainer, bars, loggers)
 
-    task, datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg, task, datamodule, load_weights=False)
-    load_module_weights(module, checkpoint, cfg)
-    epoch, step = epochs_trained(checkpoint), checkpoint["global_step"]
-    log.info("Testing %s (after %d epochs, step %d)", cfg.ckpt_path, epoch, step)
-    callbacks = [
-        c
-        for c in build.build_callbacks(cfg.get("callbacks"))
-        if isinstance(c, pl.callbacks.ProgressBar)
-    ]
-    trainer = build.build_trainer(cfg.trainer, callbacks, build.build_loggers(cfg.get("logger")))
-
-    metrics: dict[str, float] = {"epoch": epoch, "global_step": step}
-    for results in trainer.test(module, datamodule=datamodule):
+    metrics: dict[str, float] = {"epoch": run.epochs, "global_step": run.global_step}
+    for results in trainer.test(run.module, datamodule=run.datamodule):
         metrics.update(results)
     finish_run(run_dir, metrics, trainer.is_global_zero)
     return metrics

@@ -45,7 +45,7 @@ def visualize(
     """Run every rule on every named function, draw the pictures; return the files written."""
     from cnnlab.optim.testfunctions import OBJECTIVES
     from cnnlab.optim.trajectory import descend, textbook_rules
-    from cnnlab.report.paths_figure import animate_paths, draw_paths
+    from cnnlab.viz.paths import animate_paths, draw_paths
 
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ from cnnlab.cli.app import entry_point
 
 def summary(cfg: DictConfig) -> str:
     """Build ``cfg.model`` for the configured sizes and return its layer table as text."""
-    from cnnlab.cli.build import build_network
     from cnnlab.errors import UserError
-    from cnnlab.report.layer_table import layer_table, render
+    from cnnlab.factory.build import build_network
+    from cnnlab.summary.layer_table import layer_table, render
 
     if cfg.input_size < 1 or cfg.in_channels < 1 or cfg.num_classes < 1:
         raise UserError(
@@ -32,8 +32,8 @@ def summary(cfg: DictConfig) -> str:
 
 def models_table(cfg: DictConfig) -> str:
     """Every model config's parameters and mult-adds at 224 and at 32 pixels, as Markdown."""
-    from cnnlab.cli.app import config_dir
-    from cnnlab.report.model_zoo import zoo_markdown, zoo_rows
+    from cnnlab.factory.configs import config_dir
+    from cnnlab.summary.model_zoo import zoo_markdown, zoo_rows
 
     return zoo_markdown(zoo_rows(config_dir()))
 

@@ -4,7 +4,7 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.cli.app import entry_point
+from cnnlab.cli.app import entry_point, quiet_library_noise, typed_overrides
 
 log = logging.getLogger("cnnlab")
 
@@ -14,17 +14,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Imported here, after Hydra has set up logging, so Lightning's messages reach train.log.
     import lightning.pytorch as pl
 
-    from cnnlab.cli import build
-    from cnnlab.cli.checkpoint_config import (
-        check_weights_fit,
-        config_from_checkpoint,
-        epochs_trained,
-        load_checkpoint,
-    )
     from cnnlab.cli.heap import frozen_heap
     from cnnlab.cli.metrics_file import finish_run
-    from cnnlab.cli.tune import run_finders
+    from cnnlab.factory import build
+    from cnnlab.factory.checkpoint import check_weights_fit, epochs_trained, load_checkpoint
+    from cnnlab.factory.restore import config_from_checkpoint
+    from cnnlab.factory.resume import interrupt_callback, resolve_ckpt_path
+    from cnnlab.factory.tune import run_finders
 
+    quiet_library_noise()
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)  # first and last line: where to look
     if OmegaConf.select(cfg, "extras.print_config", default=False):
@@ -33,11 +31,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print_config_tree(OmegaConf.to_container(cfg, resolve=True))
     resume_step = None
     if cfg.get("ckpt_path"):
-        from cnnlab.cli.resume import resolve_ckpt_path
-
         cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
         checkpoint = load_checkpoint(cfg.ckpt_path)
-        cfg = config_from_checkpoint(cfg, checkpoint)
+        cfg = config_from_checkpoint(cfg, checkpoint, typed_overrides(cfg))
         resume_step = int(checkpoint["global_step"])
         log.info(
             "Resuming from %s (after %d epochs, step %d) with the config stored in it.",
@@ -52,10 +48,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("ckpt_path"):
         check_weights_fit(module, checkpoint, cfg)  # before Lightning loads it, in one paragraph
         del checkpoint
-    plain_cfg = OmegaConf.to_container(cfg, resolve=False)
     callbacks = build.build_callbacks(
         cfg.get("callbacks"),
-        config=plain_cfg,
+        config=OmegaConf.to_container(cfg, resolve=False),
         finetune_cfg=cfg.get("finetune"),
         nan_guard_cfg=cfg.get("nan_guard"),
     )
@@ -88,24 +83,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def interrupt_callback(run_dir: str):
-    """SIGTERM and Ctrl-C save RUN_DIR/checkpoints/last.ckpt and name the resume command."""
-    from pathlib import Path
-
-    from cnnlab.callbacks.interrupt import Interrupt
-    from cnnlab.cli.resume import resume_command
-
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    return Interrupt(str(last), resume_command(run_dir, "cnnlab-train"))
-
-
 @entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Train; return the monitored metric (val/acc, val/map, ...), the objective of a sweeper
     such as ``hparams_search=optuna``."""
-    from cnnlab.cli.resolvers import task_monitor
+    from cnnlab.tasks.table import get_task
 
-    return train(cfg).get(task_monitor(cfg.data.task))
+    return train(cfg).get(get_task(cfg.data.task).monitor)
 
 
 if __name__ == "__main__":

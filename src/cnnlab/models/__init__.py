@@ -8,6 +8,6 @@ from cnnlab.models import (  # noqa: F401  (importing a family registers its bui
     resnet_cifar,
     vgg,
 )
-from cnnlab.models.registry import get_model, list_models, register_model
+from cnnlab.models.registry import get_model, list_models, register_model, torchvision_archs
 
-__all__ = ["get_model", "list_models", "register_model"]
+__all__ = ["get_model", "list_models", "register_model", "torchvision_archs"]

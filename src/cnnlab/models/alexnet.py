@@ -108,7 +108,7 @@ def _alexnet(widths: tuple[int, int, int, int, int], lrn_after: bool, **kwargs) 
     return AlexNet(widths, lrn_after, **kwargs)
 
 
-@register_model("alexnet")
+@register_model("alexnet", torchvision_weights=True)
 def alexnet(**kwargs) -> AlexNet:
     return _alexnet((64, 192, 384, 256, 256), lrn_after=False, **kwargs)
 

@@ -225,7 +225,7 @@ class GoogLeNet(nn.Module):
         return (logits, aux1, aux2) if with_aux else logits
 
 
-@register_model("googlenet")
+@register_model("googlenet", torchvision_weights=True)
 def googlenet(**kwargs) -> GoogLeNet:
     return GoogLeNet(**kwargs)
 

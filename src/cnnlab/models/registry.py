@@ -7,18 +7,33 @@ from torch import nn
 from cnnlab.errors import UserError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_TORCHVISION_WEIGHTS: list[str] = []  # names whose state dict is torchvision's model of that name
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Record a builder under ``name``; a second builder with the same name is refused."""
+def register_model(
+    name: str, *, torchvision_weights: bool = False
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Record a builder under ``name``; a second builder with the same name is refused.
+
+    ``torchvision_weights``: the family declares that this builder's state dict has the keys and
+    shapes of torchvision's model of the same name, so torchvision's published weights load by
+    name (``model.weights=IMAGENET1K_V1``); a test holds every such declaration.
+    """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _BUILDERS:
             raise ValueError(f"a model named {name!r} is registered already")
         _BUILDERS[name] = builder
+        if torchvision_weights:
+            _TORCHVISION_WEIGHTS.append(name)
         return builder
 
     return decorate
+
+
+def torchvision_archs() -> tuple[str, ...]:
+    """The registered names that take torchvision's published weights, in registration order."""
+    return tuple(_TORCHVISION_WEIGHTS)
 
 
 def list_models(sorted_: bool = True) -> list[str]:

@@ -139,26 +139,26 @@ def _resnet(block, layers: list[int], **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
-@register_model("resnet18")
+@register_model("resnet18", torchvision_weights=True)
 def resnet18(**kwargs) -> ResNet:
     return _resnet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-@register_model("resnet34")
+@register_model("resnet34", torchvision_weights=True)
 def resnet34(**kwargs) -> ResNet:
     return _resnet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet50")
+@register_model("resnet50", torchvision_weights=True)
 def resnet50(**kwargs) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet101")
+@register_model("resnet101", torchvision_weights=True)
 def resnet101(**kwargs) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], **kwargs)
 
 
-@register_model("resnet152")
+@register_model("resnet152", torchvision_weights=True)
 def resnet152(**kwargs) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], **kwargs)

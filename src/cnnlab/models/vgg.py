@@ -133,7 +133,7 @@ def _vgg(
     return VGG(features, num_classes, small_input, dropout)
 
 
-@register_model("vgg11")
+@register_model("vgg11", torchvision_weights=True)
 def vgg11(**kwargs) -> VGG:
     return _vgg("A", batch_norm=False, **kwargs)
 
@@ -143,7 +143,7 @@ def vgg11_lrn(**kwargs) -> VGG:
     return _vgg("A-LRN", batch_norm=False, **kwargs)
 
 
-@register_model("vgg13")
+@register_model("vgg13", torchvision_weights=True)
 def vgg13(**kwargs) -> VGG:
     return _vgg("B", batch_norm=False, **kwargs)
 
@@ -153,31 +153,31 @@ def vgg16_c(**kwargs) -> VGG:
     return _vgg("C", batch_norm=False, **kwargs)
 
 
-@register_model("vgg16")
+@register_model("vgg16", torchvision_weights=True)
 def vgg16(**kwargs) -> VGG:
     return _vgg("D", batch_norm=False, **kwargs)
 
 
-@register_model("vgg19")
+@register_model("vgg19", torchvision_weights=True)
 def vgg19(**kwargs) -> VGG:
     return _vgg("E", batch_norm=False, **kwargs)
 
 
-@register_model("vgg11_bn")
+@register_model("vgg11_bn", torchvision_weights=True)
 def vgg11_bn(**kwargs) -> VGG:
     return _vgg("A", batch_norm=True, **kwargs)
 
 
-@register_model("vgg13_bn")
+@register_model("vgg13_bn", torchvision_weights=True)
 def vgg13_bn(**kwargs) -> VGG:
     return _vgg("B", batch_norm=True, **kwargs)
 
 
-@register_model("vgg16_bn")
+@register_model("vgg16_bn", torchvision_weights=True)
 def vgg16_bn(**kwargs) -> VGG:
     return _vgg("D", batch_norm=True, **kwargs)
 
 
-@register_model("vgg19_bn")
+@register_model("vgg19_bn", torchvision_weights=True)
 def vgg19_bn(**kwargs) -> VGG:
     return _vgg("E", batch_norm=True, **kwargs)

@@ -18,25 +18,6 @@ from safetensors.torch import load_file
 
 from cnnlab.errors import UserError
 
-# cnnlab architectures whose state dict has torchvision's keys and shapes (a test checks each).
-TORCHVISION_ARCHS = (
-    "alexnet",
-    "googlenet",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "vgg11",
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-)
-
 # Dicts that other projects wrap a state dict in, and prefixes that wrappers add to its keys.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _KEY_PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DataParallel / DDP
@@ -50,11 +31,13 @@ def hub_checkpoint_dir() -> Path:
 
 def _weights_enum(arch: str, weights: str):
     """torchvision's weights enum member named ``weights`` for ``arch``."""
-    if arch not in TORCHVISION_ARCHS:
+    from cnnlab.models import torchvision_archs  # the package: every family registered
+
+    if arch not in torchvision_archs():
         raise UserError(
             f"torchvision publishes no pretrained weights for cnnlab's {arch!r} (its layout "
             f"differs from torchvision's, or torchvision has no such model). Weights by name "
-            f"exist for: {', '.join(TORCHVISION_ARCHS)}. For another model, give a local file of "
+            f"exist for: {', '.join(torchvision_archs())}. For another model, give a local file of "
             f"weights with finetune.weights=PATH (a cnnlab checkpoint, a .pt/.pth state dict or "
             f"a .safetensors file)."
         )

@@ -24,10 +24,10 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models.parts import first_conv, is_head_key
-from cnnlab.models.weight_files import TORCHVISION_ARCHS, file_state_dict, torchvision_state_dict
+from cnnlab.models.registry import torchvision_archs
+from cnnlab.models.weight_files import file_state_dict, torchvision_state_dict
 
 __all__ = [
-    "TORCHVISION_ARCHS",
     "LoadReport",
     "apply_state_dict",
     "file_state_dict",
@@ -81,8 +81,14 @@ def load_pretrained(
     arch: str | None = None,
     weights: str | None = None,
     path: str | os.PathLike | None = None,
+    new_head: bool = False,
 ) -> LoadReport:
-    """Load torchvision's ``weights`` for ``arch``, or the file at ``path``, into ``net``."""
+    """Load torchvision's ``weights`` for ``arch``, or the file at ``path``, into ``net``.
+
+    ``new_head``: leave the classifier head out of what is loaded, whatever its shapes (a
+    fine-tuned network gets a new classifier for its new task); the head keeps its fresh
+    initialisation and the log names what was left out.
+    """
     if (weights is None) == (path is None):
         raise UserError(
             "Give pretrained weights one way: torchvision's weights by name (e.g. IMAGENET1K_V1, "
@@ -93,11 +99,22 @@ def load_pretrained(
         if arch is None:
             raise UserError(
                 f"torchvision weights {weights!r} were asked for without naming the architecture "
-                f"they belong to (one of {', '.join(TORCHVISION_ARCHS)})."
+                f"they belong to (one of {', '.join(torchvision_archs())})."
             )
         state = torchvision_state_dict(arch, weights)
-        return apply_state_dict(net, state, f"torchvision's {weights} weights for {arch}")
-    return apply_state_dict(net, file_state_dict(path), str(path))
+        source = f"torchvision's {weights} weights for {arch}"
+    else:
+        state, source = file_state_dict(path), str(path)
+    if new_head:
+        head = sorted(k for k in state if is_head_key(net, k))
+        state = {k: v for k, v in state.items() if k not in head}
+        if head:
+            log.info(
+                "A new classifier head (finetune.new_head=true): not loaded from %s: %s",
+                source,
+                ", ".join(head),
+            )
+    return apply_state_dict(net, state, source)
 
 
 def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:

@@ -2,7 +2,6 @@
 
 from torch import nn
 
-from cnnlab.models.parts import split_parameters
 from cnnlab.nn import BatchNormBase
 
 _NORM_TYPES = (
@@ -38,9 +37,14 @@ def weight_decay_groups(model: nn.Module, decay_norm_and_bias: bool = False) -> 
 
 
 def finetune_groups(
-    model: nn.Module, decay_norm_and_bias: bool = False, backbone_lr_scale: float = 1.0
+    model: nn.Module,
+    decay_norm_and_bias: bool = False,
+    backbone_lr_scale: float = 1.0,
+    head: list[nn.Parameter] | None = None,
 ) -> list[dict]:
-    """``weight_decay_groups`` split into head and backbone, each group with an ``lr_scale``.
+    """``weight_decay_groups`` split into the ``head`` parameters (the classifier a fine-tuned
+    network replaces; the model family knows which they are) and the rest, the backbone, each
+    group with an ``lr_scale``.
 
     The head's groups come first (so ``param_groups[0]`` carries the optimizer's own rate); the
     backbone's take ``backbone_lr_scale`` times it. The training module multiplies each group's
@@ -49,11 +53,13 @@ def finetune_groups(
     groups = weight_decay_groups(model, decay_norm_and_bias)
     if backbone_lr_scale == 1.0:
         return groups
-    head = {id(p) for p in split_parameters(model)[1]}
+    if head is None:
+        raise ValueError("backbone_lr_scale needs the head's parameters to tell them apart")
+    head_ids = {id(p) for p in head}
     split: list[dict] = []
     for in_head, scale in ((True, 1.0), (False, backbone_lr_scale)):
         for group in groups:
-            params = [p for p in group["params"] if (id(p) in head) == in_head]
+            params = [p for p in group["params"] if (id(p) in head_ids) == in_head]
             if params:
                 split.append({**group, "params": params, "lr_scale": scale})
     return split

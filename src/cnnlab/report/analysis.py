@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cnnlab.errors import UserError
 from cnnlab.report import plots
+from cnnlab.tasks.table import get_task, load
 
 log = logging.getLogger("cnnlab")
 
@@ -42,23 +43,26 @@ def names_of(datamodule, count: int) -> list[str]:
     return names if len(names) == count else [str(i) for i in range(count)]
 
 
-def add_classification(result: Analysis, rebuilt, max_images: int | None) -> None:
+def add_classification(result: Analysis, run, max_images: int | None) -> None:
+    """The classifier's test split: confusion matrix, per-class accuracy, confident mistakes,
+    and the first convolution's filters (the classification row's ``analysis``)."""
     from cnnlab.models.parts import first_conv
-    from cnnlab.report.classify_test import classify_test_split, normalisation
-    from cnnlab.report.figures import confusion_matrix_image, filter_grid
+    from cnnlab.report.classifier_results import classify_test_split, normalisation
+    from cnnlab.viz.classification import confusion_matrix_image, filter_grid
+    from cnnlab.viz.images import tensor_png
 
-    dm, net = rebuilt.datamodule, rebuilt.module.net
+    dm, net = run.datamodule, run.module.net
     names = names_of(dm, dm.num_classes)
     mean, std = normalisation(dm)
     tally = classify_test_split(net, dm.test_dataloader(), dm.num_classes, mean, std, max_images)
     result.class_names, result.test_images, result.accuracy = names, tally.images, tally.accuracy
-    result.confusion_png = plots.tensor_png(confusion_matrix_image(tally.confusion, names))
+    result.confusion_png = tensor_png(confusion_matrix_image(tally.confusion, names))
     recall, counts = tally.per_class_accuracy, tally.confusion.sum(dim=1)
     result.per_class = [(n, float(recall[i]), int(counts[i])) for i, n in enumerate(names)]
     result.per_class_png = plots.per_class_png(recall, names)
     scale = max(1, 96 // max(m.image.shape[-1] for m in tally.mistakes)) if tally.mistakes else 1
     result.mistakes = [
-        (plots.tensor_png(m.image, scale), names[m.true], names[m.predicted], m.confidence)
+        (tensor_png(m.image, scale), names[m.true], names[m.predicted], m.confidence)
         for m in tally.mistakes
     ]
     try:
@@ -68,39 +72,44 @@ def add_classification(result: Analysis, rebuilt, max_images: int | None) -> Non
     else:
         grid = filter_grid(conv.weight)
         result.filters_shape = tuple(conv.weight.shape)
-        result.filters_png = plots.tensor_png(grid, scale=max(1, 320 // grid.shape[-1]))
+        result.filters_png = tensor_png(grid, scale=max(1, 320 // grid.shape[-1]))
 
 
-def enlarged(grid) -> bytes:
-    """PNG of a uint8 grid, small test images enlarged by a whole factor to about 600 pixels."""
-    return plots.tensor_png(grid, scale=max(1, 600 // grid.shape[-1]))
+def add_samples(result: Analysis, run, drawer: str) -> None:
+    """The first test images with the predictions drawn by the task's ``drawer``, small images
+    enlarged by a whole factor to about 600 pixels."""
+    from cnnlab.viz.images import tensor_png
+
+    names = getattr(run.datamodule, "class_names", None)
+    grid = load(drawer)(run.module, run.datamodule.test_dataloader(), names)
+    result.samples_png = tensor_png(grid, scale=max(1, 600 // grid.shape[-1]))
 
 
-def analyse(checkpoint: Path | None, run_dir: Path, max_images: int | None) -> Analysis:
-    """Rebuild the run's model from ``checkpoint`` and look at it and at its test split."""
-    from cnnlab.report.rebuild import rebuild
-    from cnnlab.report.samples import detection_samples, segmentation_samples
+def analyse(checkpoint: Path | None, max_images: int | None) -> Analysis:
+    """Restore the run's model from ``checkpoint`` (on the CPU, the data loaded in the main
+    process) and look at it and at its test split, as its task's row says."""
+    from cnnlab.factory.restore import restore
 
     result = Analysis(checkpoint=checkpoint)
     if checkpoint is None:
         return result
     try:
-        rebuilt = rebuild(checkpoint, run_dir)
+        # a handful of test batches: worker start-up would cost more than it saves
+        run = restore(checkpoint, overrides={"data.num_workers": 0})
     except (UserError, OSError, RuntimeError, ValueError, KeyError) as e:
         result.notes.append(f"The model of {checkpoint} could not be rebuilt: {e}")
         return result
-    params = list(rebuilt.module.net.parameters())
+    run.module.cpu().eval()
+    run.datamodule.setup("test")
+    params = list(run.module.net.parameters())
     result.total_params = sum(p.numel() for p in params)
     result.trainable_params = sum(p.numel() for p in params if p.requires_grad)
-    loader = rebuilt.datamodule.test_dataloader()
+    task = get_task(run.task)
     try:
-        if rebuilt.task == "classification":
-            add_classification(result, rebuilt, max_images)
-        elif rebuilt.task == "detection":
-            names = getattr(rebuilt.datamodule, "class_names", None)
-            result.samples_png = enlarged(detection_samples(rebuilt.module, loader, names))
-        elif rebuilt.task == "segmentation":
-            result.samples_png = enlarged(segmentation_samples(rebuilt.module, loader))
+        if task.analysis:
+            load(task.analysis)(result, run, max_images)
+        if task.drawer:
+            add_samples(result, run, task.drawer)
     except (UserError, OSError, RuntimeError) as e:
         log.warning("Test-split analysis failed: %s", e)
         result.notes.append(f"The test split could not be analysed: {e}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cnnlab.report.analysis import Analysis
 from cnnlab.report.run_data import RunData
+from cnnlab.tasks.table import TASKS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222;
@@ -75,9 +76,9 @@ def header(run: RunData, found: Analysis) -> str:
     data = str(OmegaConf.select(cfg, "data._target_", default="?")).rsplit(".", 1)[-1]
     made = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     cards = []
-    main = {"classification": "test/acc", "detection": "test/map", "segmentation": "test/miou"}
-    if main.get(run.task) in run.metrics:
-        cards.append((main[run.task], number(run.metrics[main[run.task]])))
+    headline = TASKS[run.task].headline if run.task in TASKS else None
+    if headline in run.metrics:
+        cards.append((headline, number(run.metrics[headline])))
     if found.total_params is not None:
         cards.append(("parameters", f"{found.total_params:,}"))
     if "epoch" in run.metrics:
@@ -171,11 +172,7 @@ def filters_section(found: Analysis) -> str:
 def samples_section(run: RunData, found: Analysis) -> str:
     if found.samples_png is None:
         return ""
-    what = (
-        "true boxes in green, predicted boxes in red with their scores"
-        if run.task == "detection"
-        else "each row: the image, the true mask over it, the predicted mask over it"
-    )
+    what = TASKS[run.task].drawn if run.task in TASKS else "predictions drawn"
     return f"<h2>Test predictions</h2><p>The first test images: {what}.</p>" + img(
         found.samples_png, "test predictions"
     )
@@ -214,7 +211,7 @@ def write_report(run_dir: Path, out: Path | None = None, max_images: int | None 
     from cnnlab.report.run_data import collect
 
     run = collect(run_dir)
-    found = analyse(run.checkpoint, run_dir, max_images)
+    found = analyse(run.checkpoint, max_images)
     out = out or run_dir / "report.html"
     out.write_text(render(run, found), encoding="utf-8")
     return out

@@ -1,4 +1,4 @@
-"""The report's pictures as PNG bytes: a run's curves, per-class accuracy, tensors as images.
+"""The report's charts as PNG bytes: a run's curves and its per-class accuracy.
 
 matplotlib is imported inside the functions so that importing cnnlab stays light.
 """
@@ -8,13 +8,14 @@ import io
 import numpy as np
 import torch
 
-# Panels of the curves figure: (title, tags drawn in it); a panel none of whose tags the run
-# logged is left out. Per-step tags are drawn as lines, per-epoch tags as dots at their step.
+from cnnlab.tasks.table import TASKS
+
+# Panels of the curves figure: (title, tags drawn in it): the loss, each task's own panel (its
+# row in the task table), the learning rate. A panel none of whose tags the run logged is left
+# out. Per-step tags are drawn as lines, per-epoch tags as dots at their step.
 PANELS = (
     ("loss", ("train/loss", "val/loss")),
-    ("accuracy", ("train/acc", "val/acc")),
-    ("mAP", ("val/map", "val/map_50", "val/map_75")),
-    ("mean IoU", ("val/miou",)),
+    *(task.curves for task in TASKS.values()),
     ("learning rate", ("lr",)),
 )
 PER_STEP = {"train/loss", "lr"}
@@ -35,20 +36,6 @@ def figure_png(fig, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return buffer.getvalue()
-
-
-def tensor_png(image: torch.Tensor, scale: int = 1) -> bytes:
-    """uint8 (C, H, W) with 1 or 3 channels -> PNG bytes, each pixel ``scale`` x ``scale``."""
-    from PIL import Image
-
-    pixels = image.detach().cpu()
-    if scale > 1:
-        pixels = pixels.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    array = pixels.permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

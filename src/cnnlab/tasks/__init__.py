@@ -1,7 +1,1 @@
-"""LightningModules, one per task: the data config's `task` picks one."""
-
-TASK_MODULES = {
-    "classification": "cnnlab.tasks.classification.ClassificationModule",
-    "detection": "cnnlab.tasks.detection.DetectionModule",
-    "segmentation": "cnnlab.tasks.segmentation.SegmentationModule",
-}
+"""One LightningModule per task, and the table of tasks (``cnnlab.tasks.table``)."""

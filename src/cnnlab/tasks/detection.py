@@ -1,64 +1,22 @@
 """Object detection with torchvision-style detectors: summed losses, COCO mAP, drawn boxes."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
-from torchvision.utils import draw_bounding_boxes, make_grid
 
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
-
-TRUE_COLOR, PRED_COLOR = "lime", "red"
+from cnnlab.viz.boxes import TRUE_COLOR, draw_detections
+from cnnlab.viz.images import image_grid
 
 
 def new_map_metric() -> MeanAveragePrecision:
     """COCO-style box mAP computed by pycocotools (the reference implementation)."""
     return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
-
-
-def label_text(label: int, class_names: Sequence[str] | None) -> str:
-    """The name of a detection label 1..K (0 is the background), or the number itself."""
-    if class_names and 1 <= label <= len(class_names):
-        return class_names[label - 1]
-    return str(label)
-
-
-def draw_detections(
-    image: torch.Tensor,
-    boxes: torch.Tensor,
-    labels: torch.Tensor,
-    scores: torch.Tensor | None = None,
-    class_names: Sequence[str] | None = None,
-    color: str = PRED_COLOR,
-) -> torch.Tensor:
-    """``image`` (C, H, W) float in [0, 1] or uint8 -> uint8 RGB (3, H, W) with the boxes drawn,
-    each captioned with its class name (and score, when given)."""
-    if image.dtype != torch.uint8:
-        image = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8)
-    image = image.cpu()
-    if image.shape[0] == 1:
-        image = image.expand(3, -1, -1)
-    if len(boxes) == 0:
-        return image.clone()
-    captions = [label_text(int(lab), class_names) for lab in labels]
-    if scores is not None:
-        captions = [f"{c} {float(s):.2f}" for c, s in zip(captions, scores, strict=True)]
-    return draw_bounding_boxes(
-        image, boxes.detach().cpu().float(), labels=captions, colors=color, width=2
-    )
-
-
-def image_grid(images: list[torch.Tensor], columns: int = 4) -> torch.Tensor:
-    """uint8 images of any sizes, zero-padded to the largest, as one (3, H, W) grid."""
-    height = max(im.shape[1] for im in images)
-    width = max(im.shape[2] for im in images)
-    padded = [F.pad(im, (0, width - im.shape[2], 0, height - im.shape[1])) for im in images]
-    return make_grid(torch.stack(padded), nrow=min(columns, len(padded)), padding=2)
 
 
 class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Callable
 
+from cnnlab.models.parts import split_parameters
 from cnnlab.optim.param_groups import finetune_groups
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,11 @@ class OptimizationMixin:
 
     def configure_optimizers(self):
         rate = {} if self.lr is None else {"lr": self.lr}
-        optimizer = self.optimizer_factory(
-            params=finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale),
-            **rate,
-        )
+        head = None
+        if self.backbone_lr_scale != 1.0:  # the family says which layers are the head
+            head = split_parameters(self.net)[1]
+        groups = finetune_groups(self.net, self.decay_norm_and_bias, self.backbone_lr_scale, head)
+        optimizer = self.optimizer_factory(params=groups, **rate)
         for group in optimizer.param_groups:
             group["lr"] *= group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:

@@ -10,12 +10,11 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.data.segmentation import IGNORE_INDEX
-from cnnlab.report.masks import overlay
-from cnnlab.tasks.detection import image_grid
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
+from cnnlab.viz.images import image_grid, unnormalize
+from cnnlab.viz.masks import mask_rows
 
 
 def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJaccardIndex:
@@ -24,23 +23,6 @@ def iou_metric(num_classes: int, average: str | None = "macro") -> MulticlassJac
     return MulticlassJaccardIndex(
         num_classes, average=average, ignore_index=IGNORE_INDEX, validate_args=False
     )
-
-
-def unnormalize(images: torch.Tensor) -> torch.Tensor:
-    """Batch images (B, 3, H, W) normalised with ImageNet's mean and std -> uint8 on the CPU."""
-    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    pixels = (images.detach().float() * std + mean).clamp(0, 1) * 255
-    return pixels.round().to(torch.uint8).cpu()
-
-
-def mask_rows(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor) -> list:
-    """uint8 images (B, 3, H, W), true and predicted ids (B, H, W) -> for each image the tiles
-    [image | true mask over it | predicted mask over it]."""
-    tiles = []
-    for image, mask, pred in zip(images, masks.cpu(), preds.cpu(), strict=True):
-        tiles += [image, overlay(image, mask), overlay(image, pred)]
-    return tiles
 
 
 class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):

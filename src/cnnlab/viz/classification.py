@@ -84,23 +84,6 @@ def filter_grid(weight: torch.Tensor, min_size: int = 64) -> torch.Tensor:
     return (grid * 255).round().to(torch.uint8)
 
 
-def to_uint8(images: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None):
-    """Normalised batch images (B, C, H, W) -> uint8 RGB (B, 3, H, W) on the CPU.
-
-    With ``mean``/``std`` (the datamodule's) the normalisation is undone; without them each
-    image is stretched to its own min..max.
-    """
-    x = images.detach().float().cpu()
-    if mean is not None and std is not None:
-        x = x * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
-    else:
-        low = x.amin(dim=(1, 2, 3), keepdim=True)
-        x = (x - low) / (x.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def captioned_grid(
     images: torch.Tensor,
     true: Sequence[str],

@@ -12,14 +12,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from cnnlab.errors import UserError
-from cnnlab.report.layer_table import layer_table
+from cnnlab.summary.layer_table import layer_table
 
 SETTINGS = ((224, 3, 1000), (32, 1, 10))  # (input size, channels, classes)
 
 
 def measure(model_cfg, size: int, channels: int, classes: int) -> tuple[int, int] | None:
     """(parameters, mult-adds) of ``model_cfg`` for one setting; None where the model refuses it."""
-    from cnnlab.cli.build import build_network
+    from cnnlab.factory.build import build_network
 
     try:
         net = build_network(model_cfg, classes, channels, size, load_weights=False)
@@ -48,7 +48,7 @@ def lecture_order(names: list[str]) -> list[str]:
 
 def zoo_rows(config_dir: str | Path, names: list[str] | None = None) -> list[list[str]]:
     """One row per model config: name, then params and mult-adds for each setting."""
-    from cnnlab.cli.build import models_for_task
+    from cnnlab.factory.configs import models_for_task
 
     folder = Path(config_dir) / "model"
     names = names or lecture_order(models_for_task("classification"))

@@ -1,5 +1,5 @@
-"""cnnlab-predict for segmentation checkpoints: a class-id mask per input image, in the input's
-own pixels, as a VOC palette PNG, an optional overlay, and per-class pixel counts as JSON."""
+"""Segmentation predictions: a class-id mask per input image, in the input's own pixels, as a
+VOC palette PNG, an optional overlay, and per-class pixel counts as JSON."""
 
 from pathlib import Path
 
@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from cnnlab.cli.predict import name_of, save_png, unique_stems, write_json
-from cnnlab.report.masks import overlay, palette_png
+from cnnlab.inference.files import name_of, unique_stems, write_json
+from cnnlab.viz.images import save_png
+from cnnlab.viz.masks import overlay, palette_png
 
 
 def predict_mask(net, image: torch.Tensor, transform) -> torch.Tensor:
@@ -43,10 +44,11 @@ def mask_row(path: Path, mask_path: Path, mask: torch.Tensor, num_classes: int, 
     }
 
 
-def segment_images(net, images: list, out_dir: Path, names, num_classes: int, transform, draw):
+def segment_images(net, images: list, out_dir: Path, datamodule, names, settings) -> list[dict]:
     """``images`` [(path, PIL RGB)] -> out_dir/<stem>.png (palette PNG, input-sized, pixel
-    value = class id), out_dir/<stem>_overlay.png when ``draw``, and out_dir/masks.json
+    value = class id), out_dir/<stem>_overlay.png with ``settings.draw``, and out_dir/masks.json
     [{"file", "mask", "height", "width", "pixels": {class: count}, "fractions": {class: share}}]."""
+    transform, num_classes = datamodule.transforms(train=False), datamodule.num_classes
     rows: list[dict] = []
     paths = [p for p, _ in images]
     # overlay names join the mask names, so that inputs a.png and a_overlay.png clash in none
@@ -57,7 +59,7 @@ def segment_images(net, images: list, out_dir: Path, names, num_classes: int, tr
         image = TF.pil_to_tensor(picture)  # uint8 (3, H, W)
         mask = predict_mask(net, image, transform)
         mask_path = palette_png(mask, out_dir / f"{stem}.png")
-        if draw:
+        if settings.draw:
             save_png(overlay(image, mask), out_dir / f"{drawn_stem}.png")
         rows.append(mask_row(path, mask_path, mask, num_classes, names))
     write_json(rows, out_dir / "masks.json")

@@ -1,4 +1,6 @@
-"""Pretrained weights for a freshly built network: ``model.weights`` or ``finetune.weights``."""
+"""Pretrained weights for a freshly built network, as the config asks for them: ``model.weights``
+(torchvision's, by name) or ``finetune.weights`` (a file). Loading itself is
+``cnnlab.models.weights.load_pretrained``, the one way into a network."""
 
 import logging
 
@@ -42,20 +44,10 @@ def load_configured_weights(
                 ".pth, .safetensors)."
             )
         return
-    from cnnlab.models.parts import is_head_key
-    from cnnlab.models.weights import apply_state_dict, file_state_dict, torchvision_state_dict
+    from cnnlab.models.weights import load_pretrained
 
+    new_head = bool(finetune and finetune.get("new_head", True))
     if weights:
-        state, source = torchvision_state_dict(arch, weights), f"torchvision's {arch} {weights}"
+        load_pretrained(net, arch=arch, weights=weights, new_head=new_head)
     else:
-        state, source = file_state_dict(path), str(path)
-    if finetune and finetune.get("new_head", True):
-        head = sorted(k for k in state if is_head_key(net, k))
-        state = {k: v for k, v in state.items() if k not in head}
-        if head:
-            log.info(
-                "A new classifier head (finetune.new_head=true): not loaded from %s: %s",
-                source,
-                ", ".join(head),
-            )
-    apply_state_dict(net, state, source)
+        load_pretrained(net, path=path, new_head=new_head)

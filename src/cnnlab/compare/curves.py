@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.report.scalars import per_epoch
+from cnnlab.tasks.table import TASKS
 
-# The epoch-level metric drawn on the right: the first of these that some run logged.
-VAL_METRICS = ("val/acc", "val/miou", "val/map", "val/loss")
+# The epoch-level metric drawn on the right: the first of these that some run logged (each
+# task's monitored metric, in the task table's order, then the validation loss).
+VAL_METRICS = (*(task.monitor for task in TASKS.values()), "val/loss")
 
 
 def plot_comparison(

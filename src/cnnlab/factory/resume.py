@@ -1,4 +1,5 @@
-"""``ckpt_path=last`` and the command that resumes an interrupted run."""
+"""``ckpt_path=last``, the command that resumes an interrupted run, and the callback that
+saves and names it when the run is stopped."""
 
 import shlex
 import sys
@@ -47,3 +48,11 @@ def resume_command(run_dir: str, command: str | None = None) -> str:
         name = "cnnlab-train"
     words = [name, *kept, f"hydra.run.dir={run_dir}", f"ckpt_path={LAST}"]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def interrupt_callback(run_dir: str):
+    """SIGTERM and Ctrl-C save RUN_DIR/checkpoints/last.ckpt and name the resume command."""
+    from cnnlab.callbacks.interrupt import Interrupt
+
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return Interrupt(str(last), resume_command(run_dir, "cnnlab-train"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.report.masks import colorize, overlay, palette_png
+from cnnlab.viz.masks import colorize, overlay, palette_png
 
 # The first VOC colours as the devkit's VOClabelcolormap gives them, and the ignored label's.
 VOC = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 255: (224, 224, 192)}

@@ -2,33 +2,24 @@
 
 import inspect
 import logging
-import warnings
-from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, get_method
+from hydra.utils import get_method
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from cnnlab.callbacks.finetune import Finetune
 from cnnlab.callbacks.run_config import StoreConfig
-from cnnlab.cli.pretrained import active_finetune, load_configured_weights
 from cnnlab.errors import UserError
+from cnnlab.factory.configs import model_task, models_for_task
+from cnnlab.factory.weights import active_finetune, load_configured_weights
 from cnnlab.models.registry import small_input_for
 from cnnlab.models.speed import apply_speed_switches
-from cnnlab.tasks import TASK_MODULES
+from cnnlab.tasks.table import RECIPE_OFF, TASKS, get_task, load
 
 log = logging.getLogger("cnnlab")
-
-# Lightning's top-level package adds a console handler of its own; Hydra's root handlers
-# already print to the console and to train.log, so drop it rather than print every line twice.
-logging.getLogger("lightning").handlers.clear()
-# A small in-memory dataset loads fastest in the main process; Lightning would advise workers.
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-# A resumed run writes a run folder of its own, so its checkpoint folder differs by design.
-warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
 
 
 def instantiate(config, *args, **kwargs):
@@ -46,71 +37,39 @@ def build_datamodule(
     data_cfg: DictConfig, recipe: DictConfig | None = None
 ) -> tuple[str, pl.LightningDataModule]:
     """The datamodule and the task its config names (``task`` is not a constructor argument);
-    a classification datamodule takes the ``recipe``'s augmentation policy and random erasing."""
+    it takes the ``recipe``'s colour jitter, and the recipe keys its task's row sends to data."""
     kwargs = OmegaConf.to_container(data_cfg, resolve=True)
     task = kwargs.pop("task", "classification")
-    if task not in TASK_MODULES:
-        raise UserError(
-            f"data.task={task!r} is not a task cnnlab knows; "
-            f"choose one of {', '.join(TASK_MODULES)}."
-        )
+    get_task(task)  # a task cnnlab does not know is refused here
     if recipe is not None:
         kwargs["color_jitter"] = recipe.get("color_jitter", 0.0)
-    if recipe is not None and task == "classification":
-        kwargs.update(augment_policy=recipe.augment, random_erasing=recipe.random_erasing)
-    elif recipe is not None:
         check_recipe_task(recipe, task)
+        kwargs.update(recipe_kwargs(recipe, task, "data"))
     return task, instantiate(kwargs)
 
 
-# Recipe fields that only a classification run can use, with the value that leaves them off.
-CLASSIFICATION_ONLY = {
-    "augment": "basic",
-    "random_erasing": 0.0,
-    "mixup_alpha": 0.0,
-    "cutmix_alpha": 0.0,
-    "tta": "none",
-}
+def recipe_kwargs(recipe: DictConfig | None, task: str, part: str) -> dict:
+    """The recipe values the task's row sends to ``part`` ("data" or "module"), by keyword."""
+    sent = {}
+    for key, target in get_task(task).recipe.items():
+        where, _, keyword = target.partition(".")
+        if recipe is not None and where == part:
+            sent[keyword] = recipe.get(key, RECIPE_OFF[key])
+    return sent
 
 
 def check_recipe_task(recipe: DictConfig, task: str) -> None:
-    """Refuse classification-only recipe ingredients on another task, naming them."""
-    wrong = [f"recipe.{k}={recipe.get(k)}" for k, off in CLASSIFICATION_ONLY.items()
-             if recipe.get(k, off) != off]  # fmt: skip
+    """Refuse recipe ingredients the task does not take (set to other than their off value)."""
+    takes = get_task(task).recipe
+    wrong = [f"recipe.{k}={recipe.get(k)}" for k, off in RECIPE_OFF.items()
+             if k not in takes and recipe.get(k, off) != off]  # fmt: skip
     if wrong:
+        users = [t.name for t in TASKS.values() if set(t.recipe) & set(RECIPE_OFF)]
         raise UserError(
-            f"{', '.join(wrong)} applies to classification only; {task} runs bring their own "
-            "augmentation. Leave them at recipe=plain's values (recipe.ema_decay, "
+            f"{', '.join(wrong)} applies to {' and '.join(users)} only; {task} runs bring their "
+            "own augmentation. Leave them at recipe=plain's values (recipe.ema_decay, "
             "recipe.color_jitter and recipe.label_smoothing work for every task)."
         )
-
-
-def model_task(target: str) -> str:
-    """The task a model builder serves, from its module (``cnnlab.models.detection.*``)."""
-    for task in ("detection", "segmentation"):
-        if target.startswith(f"cnnlab.models.{task}"):
-            return task
-    return "classification"
-
-
-def models_for_task(task: str) -> list[str]:
-    """The names of the model configs (configs/model/*.yaml) whose builder serves ``task``."""
-    from cnnlab.cli.app import config_dir
-
-    names = []
-    for path in sorted((Path(config_dir()) / "model").glob("*.yaml")):
-        target = OmegaConf.load(path).get("_target_", "")
-        if model_task(target) == task:
-            names.append(path.stem)
-    return names
-
-
-# The data set that runs on a fresh machine, per task: what a refused model is pointed to.
-BUNDLED_DATA = {
-    "classification": "digits",
-    "detection": "shapes_detection",
-    "segmentation": "shapes_segmentation",
-}
 
 
 def check_task(model_cfg: DictConfig, task: str) -> None:
@@ -118,7 +77,7 @@ def check_task(model_cfg: DictConfig, task: str) -> None:
     serves = model_task(model_cfg.get("_target_", ""))
     if serves != task:
         fits = ", ".join(models_for_task(task)) or "(none yet)"
-        bundled = BUNDLED_DATA.get(serves)
+        bundled = TASKS[serves].data if serves in TASKS else None
         other_data = f" Or give it {serves} data: data={bundled} is bundled." if bundled else ""
         raise UserError(
             f"The model {model_cfg._target_.rsplit('.', 1)[-1]} is a {serves} model, and the "
@@ -141,7 +100,7 @@ def build_network(
     ``backbone`` node (detection and segmentation models) is built first, as a classification
     network with its own ``weights``, and handed to the model's builder. ``weights`` goes to a
     builder that takes it (torchvision's detectors); otherwise cnnlab loads it
-    (``cli/pretrained.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
+    (``factory/weights.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
     eval, summaries) builds with fresh weights only. ``channels_last`` and ``compile`` are
     cnnlab's speed switches, applied to the built network (``models/speed.py``).
     """
@@ -183,7 +142,7 @@ def build_module(
     """
     check_task(cfg.model, task)
     finetune = active_finetune(cfg.get("finetune"))
-    if finetune and task != "classification":
+    if finetune and not get_task(task).finetune:
         raise UserError(
             f"finetune={finetune.strategy} applies to classification models. For {task}, start "
             "from pretrained weights with model.weights=... (torchvision's) or "
@@ -198,13 +157,10 @@ def build_module(
         finetune,
         load_weights,
     )
-    module_cls = get_class(TASK_MODULES[task])
+    module_cls = load(get_task(task).module)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}
-    recipe = cfg.get("recipe")
-    if recipe is not None and task == "classification":
-        extra.update(mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha,
-                     tta=recipe.tta)  # fmt: skip
+    extra.update(recipe_kwargs(cfg.get("recipe"), task, "module"))
     return module_cls(
         net=net,
         optimizer=instantiate(cfg.optimizer),

@@ -1,16 +1,12 @@
-"""The config of a run that made a checkpoint, with what the user typed now on top."""
+"""A training checkpoint read safely, and its weights checked against a rebuilt module."""
 
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cnnlab.callbacks.run_config import CONFIG_KEY
 from cnnlab.errors import UserError
-
-# Keys that belong to the run being started, never to the run that wrote the checkpoint.
-_THIS_RUN = ("paths", "task_name", "ckpt_path")
 
 
 def load_checkpoint(path: str) -> dict:
@@ -47,33 +43,6 @@ def epochs_trained(checkpoint: dict) -> int:
         return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError):
         return int(checkpoint["epoch"]) + 1
-
-
-def user_overrides() -> list[str]:
-    """Dotted keys the user set on the command line (``a.b=1``, ``+a.c=2``, ``group=name``)."""
-    keys = []
-    for item in HydraConfig.get().overrides.task:
-        key = item.split("=", 1)[0].lstrip("+")
-        if not key.startswith(("~", "hydra.")) and "=" in item:
-            keys.append(key)
-    return keys
-
-
-def config_from_checkpoint(cfg: DictConfig, checkpoint: dict) -> DictConfig:
-    """The checkpoint's stored config, with this run's paths and the user's overrides applied."""
-    stored = checkpoint.get(CONFIG_KEY)
-    if stored is None:
-        raise UserError(
-            f"{cfg.ckpt_path} holds no cnnlab config (key {CONFIG_KEY!r}): it was not written by "
-            "cnnlab-train. Train with cnnlab-train, or load plain weights through fine-tuning."
-        )
-    merged = OmegaConf.create(stored)
-    for key in _THIS_RUN:
-        merged[key] = cfg[key]
-    for key in user_overrides():
-        if key.split(".")[0] not in _THIS_RUN:
-            OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
-    return merged
 
 
 def load_module_weights(module, checkpoint: dict, cfg: DictConfig) -> None:

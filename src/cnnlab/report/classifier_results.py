@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from cnnlab.report.figures import to_uint8
+from cnnlab.viz.images import to_uint8
 
 MISTAKES = 12  # most confident wrong answers shown: two rows of six on the page
 

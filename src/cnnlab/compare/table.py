@@ -7,8 +7,8 @@ says ``yes`` in the row of the run ranked best by its task's monitored metric.
 import csv
 import io
 
+from cnnlab.compare.runs import Run
 from cnnlab.errors import UserError
-from cnnlab.report.runs import Run
 
 # Columns shown when the user names none: test metrics, then validation, then the epoch count;
 # within a group these lead and the rest follow alphabetically.

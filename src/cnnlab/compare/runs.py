@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from cnnlab.errors import UserError
+from cnnlab.tasks.table import TASKS
 
 
 @dataclass
@@ -159,10 +160,13 @@ def label_runs(runs: list[Run]) -> list[str]:
 def monitored_metric(runs: list[Run]) -> str:
     """The validation metric the runs are ranked by: the checkpoint metric of their task
     (val/acc, val/map, val/miou); of the most common task when a set mixes tasks."""
-    from cnnlab.cli.resolvers import task_monitor
-
     tasks = [r.task for r in runs]
-    return task_monitor(max(tasks, key=tasks.count)) if tasks else task_monitor("classification")
+    return monitor_of(max(tasks, key=tasks.count) if tasks else "classification")
+
+
+def monitor_of(task: str) -> str:
+    """The metric a run of ``task`` is ranked by (its row in the task table)."""
+    return TASKS.get(task, TASKS["classification"]).monitor
 
 
 def best_run(runs: list[Run], curves: list[dict]) -> tuple[int, str, float] | None:

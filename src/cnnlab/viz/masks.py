@@ -64,3 +64,12 @@ def palette_png(mask: torch.Tensor, path: str | Path) -> Path:
     picture.putpalette(voc_palette(256))  # turns the "L" image into a "P" image
     picture.save(path)
     return path
+
+
+def mask_rows(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor) -> list:
+    """uint8 images (B, 3, H, W), true and predicted ids (B, H, W) -> for each image the tiles
+    [image | true mask over it | predicted mask over it]."""
+    tiles = []
+    for image, mask, pred in zip(images, masks.cpu(), preds.cpu(), strict=True):
+        tiles += [image, overlay(image, mask), overlay(image, pred)]
+    return tiles

@@ -2,7 +2,9 @@
 
 import torch
 
-from cnnlab.tasks.detection import TRUE_COLOR, draw_detections, image_grid
+from cnnlab.viz.boxes import TRUE_COLOR, draw_detections
+from cnnlab.viz.images import image_grid, unnormalize
+from cnnlab.viz.masks import mask_rows
 
 SAMPLES = 4  # test images drawn: one row on the page
 
@@ -35,10 +37,8 @@ def detection_samples(module, loader, class_names=None, count: int = SAMPLES) ->
 
 
 @torch.inference_mode()
-def segmentation_samples(module, loader, count: int = SAMPLES) -> torch.Tensor:
+def segmentation_samples(module, loader, class_names=None, count: int = SAMPLES) -> torch.Tensor:
     """uint8 grid (3, H, W), one row per test image: [image | true mask | predicted mask]."""
-    from cnnlab.tasks.segmentation import mask_rows, unnormalize
-
     tiles: list[torch.Tensor] = []
     for images, masks in loader:
         images, masks = images[: count - len(tiles) // 3], masks[: count - len(tiles) // 3]

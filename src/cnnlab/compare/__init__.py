@@ -1,0 +1,1 @@
+"""cnnlab-compare's work: find the runs under the given folders, tabulate and draw them."""
