@@ -1,1 +1,3 @@
-"""Thin command-line entry points; each composes a config and hands built objects on."""
+"""The command-line entry points, and nothing else: each parses its arguments (a Hydra config or
+argparse), calls the library (``factory``, ``inference``, ``report``, ``compare``, ``summary``)
+and reports. Nothing outside this package imports it."""

@@ -1,6 +1,6 @@
 """What a report page shows about a run, read from its folder: config, metrics, curves, times.
 
-Nothing here runs the model; the test-split analyses live in ``report/test_split.py``.
+Nothing here runs the model; the test-split analyses live in ``report/analysis.py``.
 """
 
 import json
