@@ -69,6 +69,35 @@ def write_cifar(root, which: str = "cifar10", per_file: int = 8) -> None:
         pickle.dump(names, f)
 
 
+SVHN_RED = tuple(10 + 24 * d for d in range(10))  # red level of a digit's picture
+
+
+def svhn_pixels(digit: int) -> np.ndarray:
+    """The (32, 32, 3) uint8 picture ``write_svhn`` stores for ``digit``: red is ``SVHN_RED[digit]``
+    everywhere, green grows down the rows (4 * row), blue along the columns (4 * column), so a
+    loaded image tells its digit, its channel order and its orientation."""
+    rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    red = np.full((32, 32), SVHN_RED[digit])
+    return np.stack([red, 4 * rows, 4 * cols], axis=2).astype(np.uint8)
+
+
+def write_svhn(root, n_train: int = 40, n_test: int = 20) -> None:
+    """``train_32x32.mat`` and ``test_32x32.mat`` directly in ``root``, as the official files are:
+    ``X`` uint8 (32, 32, 3, N), ``y`` uint8 (N, 1) with labels 1..10 where 10 is the digit 0.
+    Image i of a split shows digit i % 10 (see ``svhn_pixels``).
+
+    torchvision checks each file's md5, which files of our own cannot pass: tests that load
+    them replace ``torchvision.datasets.svhn.check_integrity`` with an existence check."""
+    from scipy.io import savemat
+
+    os.makedirs(root, exist_ok=True)
+    for name, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
+        digits = np.arange(n) % 10
+        images = np.stack([svhn_pixels(d) for d in digits], axis=3)
+        labels = np.where(digits == 0, 10, digits).astype(np.uint8)[:, None]
+        savemat(os.path.join(root, name), {"X": images, "y": labels})
+
+
 def write_fer2013(path, n_per_split: int = 14, seed: int = 0, with_usage: bool = True):
     """A FER-2013 CSV of random 48x48 faces at ``path`` (a file), emotions cycling 0..6 in each
     split; without ``with_usage`` it has only emotion,pixels, like Kaggle's later train.csv."""

@@ -4,6 +4,10 @@ Train and validation both come from the official training set, split once with a
 (``val_fraction`` of it goes to validation, seen through the evaluation transforms); the test
 split is the official test set. Without network access the files can be copied into ``root``
 by hand: the error raised when they are missing says exactly which files go where.
+
+A torchvision set with another constructor or file layout (SVHN, in ``cnnlab.data.svhn``)
+overrides the four hooks of ``TorchvisionDataModule``: ``_expected_files``, ``_source_text``,
+``_dataset`` and ``_download``.
 """
 
 import copy
@@ -79,16 +83,35 @@ class TorchvisionDataModule(ClassificationDataModule):
     def all_class_names(self) -> list[str]:
         return list(self.names)
 
+    # What differs between torchvision sets: a subclass overrides these four ----------------
+    def _expected_files(self) -> tuple[str, list[str]]:
+        """The folder torchvision reads the files from, and their names."""
+        return expected_files(self.dataset_cls, self.root)
+
+    def _source_text(self) -> str:
+        """Where the files can be fetched by hand, for the error that lists them."""
+        return _source(self.dataset_cls)
+
+    def _dataset(self, train: bool, download: bool = False) -> Dataset:
+        """torchvision's dataset of the official training (``train``) or test set."""
+        return self.dataset_cls(self.root, train=train, download=download)
+
+    def _download(self) -> None:
+        """Fetch every file into ``root``: for these sets the training set's download brings
+        the test files too."""
+        self._dataset(train=True, download=True)
+
+    # -------------------------------------------------------------------------------------
     def files_present(self) -> bool:
-        folder, names = expected_files(self.dataset_cls, self.root)
+        folder, names = self._expected_files()
         return all(os.path.isfile(os.path.join(folder, name)) for name in names)
 
     def _missing_error(self, reason: str) -> UserError:
-        folder, names = expected_files(self.dataset_cls, self.root)
+        folder, names = self._expected_files()
         return UserError(
             f"{self.dataset_cls.__name__} is not available: {reason}. Expected the folder "
             f"{folder} holding the files {', '.join(names)}. Get them from "
-            f"{_source(self.dataset_cls)} on a machine with network access and copy them there, "
+            f"{self._source_text()} on a machine with network access and copy them there, "
             "or run once online with data.download=true; point data.root elsewhere if the data "
             "lives in another folder."
         )
@@ -100,13 +123,13 @@ class TorchvisionDataModule(ClassificationDataModule):
         if not self.download:
             raise self._missing_error("its files are absent and data.download=false")
         try:
-            self.dataset_cls(self.root, train=True, download=True)
+            self._download()
         except (URLError, OSError, RuntimeError) as err:
             raise self._missing_error(f"the download failed ({err})") from err
 
     def _load(self, train: bool) -> Dataset:
         try:
-            return self.dataset_cls(self.root, train=train, download=False)
+            return self._dataset(train=train)
         except RuntimeError as err:  # torchvision's "not found or corrupted"
             raise self._missing_error(f"its files are missing or corrupted ({err})") from err
 
