@@ -14,9 +14,8 @@ import torchvision
 from safetensors.torch import save_file
 
 from cnnlab.errors import UserError
-from cnnlab.models import get_model, list_models
+from cnnlab.models import get_model, list_models, torchvision_archs
 from cnnlab.models.weights import (
-    TORCHVISION_ARCHS,
     apply_state_dict,
     file_state_dict,
     load_pretrained,
@@ -55,7 +54,7 @@ def assert_loaded(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 # torchvision's published weights
 
 
-@pytest.mark.parametrize("arch", TORCHVISION_ARCHS)
+@pytest.mark.parametrize("arch", torchvision_archs())
 def test_allowed_archs_have_torchvision_layout(arch):
     if arch not in list_models():
         pytest.skip(f"{arch} is not registered")

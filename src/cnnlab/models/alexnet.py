@@ -18,6 +18,10 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models.registry import register_model
+from cnnlab.models.trunk import Trunk, pooled_trunk
+
+TASK = "classification"
+ZOO_POSITION = 2  # where the family's rows go in the model table (cnnlab.summary.model_zoo)
 
 
 def lrn() -> nn.LocalResponseNorm:
@@ -96,6 +100,10 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
+
+    def trunk(self) -> Trunk:
+        """``features`` cut after each of the three max pools."""
+        return pooled_trunk(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.small_input:

@@ -31,6 +31,7 @@ paper's aux pool becomes adaptive (4x4). Parameter names stay the same; only con
 shape differs.
 """
 
+from collections import OrderedDict
 from functools import partial
 
 import torch
@@ -40,6 +41,10 @@ from torch import nn
 from cnnlab.errors import UserError
 from cnnlab.models.norm import NORM_LAYERS, norm_layer
 from cnnlab.models.registry import register_model
+from cnnlab.models.trunk import Trunk
+
+TASK = "classification"
+ZOO_POSITION = 4  # where the family's rows go in the model table (cnnlab.summary.model_zoo)
 
 # block: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper
 INCEPTION = {
@@ -174,6 +179,21 @@ class GoogLeNet(nn.Module):
             elif isinstance(m, tuple(NORM_LAYERS.values())):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def trunk(self) -> Trunk:
+        """Stem (192 channels, stride 8), 3a-3b (480, 8), 4a-4e (832, 16), 5a-5b (1024, 32)."""
+        stem = ["conv1", "maxpool1", "lrn1", "conv2", "conv3", "lrn2", "maxpool2"]
+        stem = [n for n in stem if getattr(self, n) is not None]
+        stages = [stem, ["inception3a", "inception3b"]]
+        stages.append(["maxpool3", *(f"inception4{c}" for c in "abcde")])
+        stages.append(["maxpool4", "inception5a", "inception5b"])
+        children = [(n, getattr(self, n)) for stage in stages for n in stage]
+        widths = {
+            name: sum(INCEPTION[name.removeprefix("inception")][i] for i in (1, 3, 5, 6))
+            for name in ("inception3b", "inception4e", "inception5b")
+        }  # an Inception block concatenates its 1x1, 3x3, 5x5 and pool-projection branches
+        channels = [192, *(widths[stage[-1]] for stage in stages[1:])]
+        return Trunk(nn.Sequential(OrderedDict(children)), stages, channels)
 
     def check_input_size(self, height: int, width: int) -> None:
         """Refuse an image too small for the strided layers (or the paper's aux pool), by name."""

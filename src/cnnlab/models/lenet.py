@@ -10,6 +10,9 @@ from torch import nn
 from cnnlab.errors import UserError
 from cnnlab.models.registry import register_model
 
+TASK = "classification"
+ZOO_POSITION = 1  # where the family's rows go in the model table (cnnlab.summary.model_zoo)
+
 
 class LeNet5(nn.Module):
     head_names = ("classifier",)  # C5, F6 and the output layer

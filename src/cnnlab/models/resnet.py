@@ -12,6 +12,10 @@ from torch import nn
 
 from cnnlab.models.norm import NORM_LAYERS, NormLayer, norm_layer
 from cnnlab.models.registry import register_model
+from cnnlab.models.trunk import Trunk, trunk_from_children
+
+TASK = "classification"
+ZOO_POSITION = 5  # where the family's rows go in the model table (cnnlab.summary.model_zoo)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -128,6 +132,16 @@ class ResNet(nn.Module):
         self.in_planes = planes * block.expansion
         layers += [block(self.in_planes, planes, norm=self._norm_layer) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def trunk(self) -> Trunk:
+        """Stem (stride 4), layer1 (4), layer2 (8), layer3 (16), layer4 (32).
+
+        The children keep torchvision's names, so the state-dict keys follow torchvision's.
+        """
+        stem = ["conv1", "bn1", "relu", "maxpool"]
+        layers = ["layer1", "layer2", "layer3", "layer4"]
+        children = [(n, getattr(self, n)) for n in stem + layers]
+        return trunk_from_children(children, [stem, *([n] for n in layers)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)

@@ -14,6 +14,10 @@ from torch import nn
 from cnnlab.models.norm import NormLayer, norm_layer
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import conv3x3
+from cnnlab.models.trunk import Trunk, trunk_from_children
+
+TASK = "classification"
+ZOO_POSITION = 6  # its rows go last in the model table, after the ImageNet ResNets
 
 
 class PaddedShortcut(nn.Module):
@@ -73,6 +77,14 @@ class CifarResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He et al. 2015 initialisation, as the paper says
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def trunk(self) -> Trunk:
+        """Stem (stride 1), layer1 (1), layer2 (2), layer3 (4): made for 32x32 images."""
+        stem = ["conv1", "bn1", "relu"]
+        layers = ["layer1", "layer2", "layer3"]
+        children = [("conv1", self.conv1), ("bn1", self.bn1), ("relu", nn.ReLU(inplace=True))]
+        children += [(n, getattr(self, n)) for n in layers]  # forward's F.relu as a layer
+        return trunk_from_children(children, [stem, *([n] for n in layers)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))  # (B, 16, 32, 32)

@@ -1,7 +1,7 @@
 """Fully convolutional networks (Long et al. 2015): FCN-32s, FCN-16s and FCN-8s.
 
-The classifier head of a cnnlab classification network is dropped (``detection_backbones``
-cuts it into stages) and its last three stages give the maps the FCN reads: for VGG-16 pool3,
+The classifier head of a cnnlab classification network is dropped (its ``trunk()`` cuts it
+into stages) and its last three stages give the maps the FCN reads: for VGG-16 pool3,
 pool4 and pool5 (strides 8, 16, 32), for ResNet layer2, layer3 and layer4 (the same strides).
 A 1x1 score layer turns the last map into class scores, which a learned transposed convolution,
 initialised to bilinear interpolation, brings back to the image size (FCN-32s). FCN-16s first
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.models.detection_backbones import freeze_stages, trunk_of
+from cnnlab.models.trunk import freeze_stages, trunk_of
 from cnnlab.models.upsampling import BilinearUpsample, fit_to
 
 TASK = "segmentation"

@@ -16,6 +16,10 @@ from cnnlab.errors import UserError
 from cnnlab.models.alexnet import lrn
 from cnnlab.models.norm import NORM_LAYERS, norm_layer
 from cnnlab.models.registry import register_model
+from cnnlab.models.trunk import Trunk, pooled_trunk
+
+TASK = "classification"
+ZOO_POSITION = 3  # where the family's rows go in the model table (cnnlab.summary.model_zoo)
 
 Layer = int | str
 
@@ -102,6 +106,10 @@ class VGG(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+
+    def trunk(self) -> Trunk:
+        """``features`` cut after each of the five max pools (strides 2 to 32)."""
+        return pooled_trunk(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.min_size:

@@ -3,10 +3,12 @@
 Each model is built from its own config file (configs/model/NAME.yaml) and measured with the
 same layer table as ``cnnlab-summary model=NAME``: once in the ImageNet setting (224x224x3,
 1,000 classes) and once in the setting of the bundled digits (32x32x1, 10 classes), where a null
-``small_input`` picks the small-input layout as it does in training. Rows follow the lecture:
-LeNet, AlexNet, VGG, GoogLeNet, ResNet, each family in the order its file registers them.
+``small_input`` picks the small-input layout as it does in training. Rows follow the lecture,
+family by family in the order the family files declare (``ZOO_POSITION``: LeNet, AlexNet, VGG,
+GoogLeNet, ResNet, CIFAR ResNet), each family in the order its file registers them.
 """
 
+import importlib
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -29,21 +31,26 @@ def measure(model_cfg, size: int, channels: int, classes: int) -> tuple[int, int
     return table.total_params, table.total_macs
 
 
-FAMILIES = ("lenet", "alexnet", "vgg", "googlenet", "resnet")
+def zoo_position(target: str) -> float:
+    """The ``ZOO_POSITION`` the family file of builder ``target`` declares; none: last."""
+    try:
+        return importlib.import_module(target.rpartition(".")[0]).ZOO_POSITION
+    except (ImportError, AttributeError, ValueError):  # ValueError: an empty target
+        return float("inf")
 
 
-def lecture_order(names: list[str]) -> list[str]:
+def lecture_order(names: list[str], folder: Path) -> list[str]:
     """Family by family as the lecture goes; within a family, the registry's order."""
     from cnnlab.models import list_models
 
     registered = list_models(sorted_=False)
-    return sorted(
-        names,
-        key=lambda n: (
-            next((i for i, f in enumerate(FAMILIES) if n.startswith(f)), len(FAMILIES)),
-            registered.index(n) if n in registered else len(registered),
-        ),
-    )
+
+    def key(name: str) -> tuple[float, int]:
+        target = OmegaConf.load(folder / f"{name}.yaml").get("_target_", "")
+        order = registered.index(name) if name in registered else len(registered)
+        return zoo_position(target), order
+
+    return sorted(names, key=key)
 
 
 def zoo_rows(config_dir: str | Path, names: list[str] | None = None) -> list[list[str]]:
@@ -51,7 +58,7 @@ def zoo_rows(config_dir: str | Path, names: list[str] | None = None) -> list[lis
     from cnnlab.factory.configs import models_for_task
 
     folder = Path(config_dir) / "model"
-    names = names or lecture_order(models_for_task("classification"))
+    names = names or lecture_order(models_for_task("classification"), folder)
     rows = []
     for name in names:
         cfg = OmegaConf.load(folder / f"{name}.yaml")

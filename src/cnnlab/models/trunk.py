@@ -1,0 +1,87 @@
+"""A classification network's convolutional part laid out as stages, its classifier head left out.
+
+Detectors and FCNs build on it (``detection_backbones``, ``segmentation``). Each family that can
+serve as a backbone says how it splits by a method ``trunk(self) -> Trunk``; the helpers below
+are what those methods share. This module imports no family, so every family can import it.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from torch import nn
+
+from cnnlab.errors import UserError
+
+
+@dataclass
+class Trunk:
+    """A network's convolutional part: ``body`` runs its children in order."""
+
+    body: nn.Sequential
+    stages: list[list[str]]  # the body's child names, grouped by stage, first to last
+    channels: list[int]  # output channels of each stage
+
+
+def trunk_from_children(children: list[tuple[str, nn.Module]], stages: list[list[str]]) -> Trunk:
+    """A trunk of the named ``children`` in order; each stage is as wide as its last conv."""
+    body = nn.Sequential(OrderedDict(children))
+    channels = [
+        _last_conv_width(nn.Sequential(*(body.get_submodule(n) for n in s))) for s in stages
+    ]
+    return Trunk(body, stages, channels)
+
+
+def pooled_trunk(features: nn.Sequential) -> Trunk:
+    """``features`` cut after each max pool (VGG's five stages, AlexNet's three)."""
+    children, stages, current = [], [], []
+    for i, layer in enumerate(features):
+        children.append((f"features{i}", layer))
+        current.append(f"features{i}")
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(current)
+            current = []
+    if current:  # layers after the last pool join the last stage
+        stages[-1] += current
+    return trunk_from_children(children, stages)
+
+
+def trunk_of(net: nn.Module) -> Trunk:
+    """The stages of a cnnlab classification network: its own ``trunk()``."""
+    if callable(getattr(net, "trunk", None)):
+        return net.trunk()
+    names = ", ".join(_classes_with_trunk())
+    raise UserError(
+        f"A {type(net).__name__} cannot serve as a detection or segmentation backbone: it has no "
+        f"trunk() that cuts it into stages ({names} have one). Choose another model/backbone "
+        f"(e.g. resnet18, vgg16)."
+    )
+
+
+def freeze_stages(trunk: Trunk, trainable_layers: int | None) -> None:
+    """Stop gradients to all but the last ``trainable_layers`` stages (None: all train)."""
+    if trainable_layers is None:
+        return
+    n = len(trunk.stages)
+    if not 0 <= trainable_layers <= n:
+        raise UserError(
+            f"model.trainable_layers={trainable_layers}, but this backbone has {n} stages: "
+            f"choose 0 (all frozen) to {n} (all train), or null (all train)."
+        )
+    for stage in trunk.stages[: n - trainable_layers]:
+        for name in stage:
+            trunk.body.get_submodule(name).requires_grad_(False)
+
+
+def _last_conv_width(module: nn.Module) -> int:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
+def _classes_with_trunk() -> list[str]:
+    """The names of the loaded network classes that define ``trunk()``, in definition order."""
+    found, todo = {}, [nn.Module]
+    while todo:
+        cls = todo.pop(0)
+        todo += cls.__subclasses__()
+        if "trunk" in vars(cls) and cls.__module__.startswith("cnnlab."):
+            found[cls.__name__] = None
+    return list(found)
