@@ -21,6 +21,8 @@ def test_each_row_names_code_that_exists(name):
         assert path is None or callable(load(path))
     assert task.mode in ("min", "max")
     assert task.monitor.startswith("val/") and task.headline.startswith("test/")
+    assert {task.monitor, task.headline} <= set(task.metrics)
+    assert set(task.curves[1]) <= set(task.metrics) | {"train/loss", "train/acc"}
     assert (CONFIGS / "data" / f"{task.data}.yaml").is_file()  # the bundled data exists
     assert OmegaConf.load(CONFIGS / "data" / f"{task.data}.yaml").task == name
     assert models_for_task(name), f"no model config serves {name}"

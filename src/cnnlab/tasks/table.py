@@ -24,6 +24,7 @@ class Task:
     short: str  # the monitor's name in the best checkpoint's file name
     data: str  # the bundled data config that runs on a fresh machine
     headline: str  # the test metric a run is summed up by (report card, metrics.json)
+    metrics: tuple[str, ...]  # the names its module logs besides train/loss and lr (the contract)
     curves: tuple[str, tuple[str, ...]]  # the report's panel of this task: title, tags
     predictor: str  # (net, images, out_dir, datamodule, names, settings) -> rows, files written
     drawer: str | None = None  # (module, loader, names) -> uint8 grid of drawn test predictions
@@ -45,6 +46,8 @@ TASKS: dict[str, Task] = {
             short="acc",
             data="digits",
             headline="test/acc",
+            # test/acc_top5 where there are more than five classes
+            metrics=("train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "test/acc_top5"),
             curves=("accuracy", ("train/acc", "val/acc")),
             predictor="cnnlab.inference.classification.classify_images",
             analysis="cnnlab.report.analysis.add_classification",
@@ -66,6 +69,14 @@ TASKS: dict[str, Task] = {
             short="map",
             data="shapes_detection",
             headline="test/map",
+            metrics=(
+                "val/map",
+                "val/map_50",
+                "val/map_75",
+                "test/map",
+                "test/map_50",
+                "test/map_75",
+            ),
             curves=("mAP", ("val/map", "val/map_50", "val/map_75")),
             predictor="cnnlab.inference.detection.detect_images",
             drawer="cnnlab.viz.samples.detection_samples",
@@ -79,6 +90,7 @@ TASKS: dict[str, Task] = {
             short="miou",
             data="shapes_segmentation",
             headline="test/miou",
+            metrics=("val/loss", "val/miou", "test/loss", "test/miou", "test/pixel_acc"),
             curves=("mean IoU", ("val/miou",)),
             predictor="cnnlab.inference.segmentation.segment_images",
             drawer="cnnlab.viz.samples.segmentation_samples",
