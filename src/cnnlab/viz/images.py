@@ -2,7 +2,7 @@
 
 An image here is a uint8 tensor (3, H, W) (what ``SummaryWriter.add_image`` and PNG writers
 take) unless a function says otherwise. Every picture cnnlab draws (TensorBoard, predict, the
-report) goes through this package, so a box, a mask or a caption looks the same everywhere.
+report) goes through ``cnnlab.viz``, so a box, a mask or a caption looks the same everywhere.
 """
 
 import io
