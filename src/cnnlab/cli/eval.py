@@ -21,7 +21,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_dir = cfg.paths.output_dir
     log.info("Run folder: %s", run_dir)
     run = restore(cfg.ckpt_path, cfg, typed_overrides(cfg))
-    pl.seed_everything(run.cfg.seed, workers=True, verbose=False)
     log.info("Testing %s (after %d epochs, step %d)", cfg.ckpt_path, run.epochs, run.global_step)
     bars = [c for c in build.build_callbacks(run.cfg.get("callbacks"))
             if isinstance(c, pl.callbacks.ProgressBar)]  # fmt: skip

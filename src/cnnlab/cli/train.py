@@ -17,8 +17,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.cli.heap import frozen_heap
     from cnnlab.cli.metrics_file import finish_run
     from cnnlab.factory import build
-    from cnnlab.factory.checkpoint import check_weights_fit, epochs_trained, load_checkpoint
-    from cnnlab.factory.restore import config_from_checkpoint
+    from cnnlab.factory.restore import restore
     from cnnlab.factory.resume import interrupt_callback, resolve_ckpt_path
     from cnnlab.factory.tune import run_finders
 
@@ -30,24 +29,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         print_config_tree(OmegaConf.to_container(cfg, resolve=True))
     resume_step = None
-    if cfg.get("ckpt_path"):
+    if cfg.get("ckpt_path"):  # the run comes back from its checkpoint, with its stored config
         cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
-        checkpoint = load_checkpoint(cfg.ckpt_path)
-        cfg = config_from_checkpoint(cfg, checkpoint, typed_overrides(cfg))
-        resume_step = int(checkpoint["global_step"])
-        log.info(
-            "Resuming from %s (after %d epochs, step %d) with the config stored in it.",
-            cfg.ckpt_path,
-            epochs_trained(checkpoint),
-            resume_step,
-        )
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    task, datamodule = build.build_datamodule(cfg.data, cfg.get("recipe"))
-    module = build.build_module(cfg, task, datamodule, load_weights=not cfg.get("ckpt_path"))
-    if cfg.get("ckpt_path"):
-        check_weights_fit(module, checkpoint, cfg)  # before Lightning loads it, in one paragraph
-        del checkpoint
+        run = restore(cfg.ckpt_path, cfg, typed_overrides(cfg), training=True)
+        cfg, task, datamodule, module = run.cfg, run.task, run.datamodule, run.module
+        resume_step = run.global_step
+        log.info("Resuming from %s (after %d epochs, step %d) with the config stored in it.",
+                 cfg.ckpt_path, run.epochs, resume_step)  # fmt: skip
+    else:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        task, datamodule = build.build_datamodule(cfg.data, cfg.get("recipe"))
+        module = build.build_module(cfg, task, datamodule)
     callbacks = build.build_callbacks(
         cfg.get("callbacks"),
         config=OmegaConf.to_container(cfg, resolve=False),

@@ -1,5 +1,5 @@
-"""Restore a run from its checkpoint: the one way that cnnlab-eval, cnnlab-predict, a resumed
-cnnlab-train and the report rebuild a trained model and its data.
+"""Restore a run from its checkpoint: the one way that a resumed cnnlab-train, cnnlab-eval,
+cnnlab-predict and the report rebuild a trained model and its data.
 
 The checkpoint holds the composed config of the run that wrote it (``StoreConfig``). A new
 run (eval, predict, resume) keeps its own paths and task name and puts what the user typed now
@@ -63,12 +63,16 @@ def restore(
     ckpt_path: str | Path,
     cfg: DictConfig | None = None,
     overrides: Mapping[str, object] | None = None,
+    training: bool = False,
 ) -> Restored:
-    """Rebuild the run that wrote ``ckpt_path``, its weights loaded (weights_only).
+    """Rebuild the run that wrote ``ckpt_path``, its weights loaded (weights_only), with the
+    random generators seeded from its ``seed`` before anything is built.
 
-    ``cfg``: the config of the run doing the restoring (cnnlab-eval, cnnlab-predict), whose
-    paths it keeps; None: the stored config alone, its ``paths.output_dir`` the folder of the
-    run that wrote the checkpoint (``RUN_DIR/checkpoints/x.ckpt``). ``overrides`` go on top.
+    ``cfg``: the config of the run doing the restoring (a resumed cnnlab-train, cnnlab-eval,
+    cnnlab-predict), whose paths it keeps; None: the stored config alone, its
+    ``paths.output_dir`` the folder of the run that wrote the checkpoint
+    (``RUN_DIR/checkpoints/x.ckpt``). ``overrides`` go on top. ``training``: the datamodule
+    takes the run's recipe (augmentation), as it did when the run was started.
     """
     from cnnlab.factory.build import build_datamodule, build_module
     from cnnlab.factory.configs import register_resolvers
@@ -81,7 +85,8 @@ def restore(
         cfg.paths.output_dir = str(Path(path).resolve().parents[1])
         cfg.ckpt_path = path
     cfg = config_from_checkpoint(cfg, checkpoint, overrides)
-    task, datamodule = build_datamodule(cfg.data)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    task, datamodule = build_datamodule(cfg.data, cfg.get("recipe") if training else None)
     module = build_module(cfg, task, datamodule, load_weights=False)
     load_module_weights(module, checkpoint, cfg)
     return Restored(
