@@ -91,6 +91,7 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
     assert metrics == json.loads((reference / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # a process killed mid-epoch, then resumed: two commands
 def test_sigkill_mid_epoch_then_resume_is_exact(uninterrupted, tmp_path):
     run_dir = tmp_path / "killed"
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -131,6 +132,7 @@ def stop_with(proc: subprocess.Popen, sig: int, name: str, last: Path, after: in
     return words
 
 
+@pytest.mark.slow  # three commands, two of them stopped by a signal
 def test_sigterm_and_ctrl_c_save_and_name_the_resume_command(uninterrupted, tmp_path):
     """SIGTERM in the first epoch, its resume command, Ctrl-C in the second, its resume
     command: the run still ends exactly as the uninterrupted one."""

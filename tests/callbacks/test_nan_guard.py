@@ -119,6 +119,7 @@ def test_bad_settings_are_refused():
         NanGuard("skip", -1)
 
 
+@pytest.mark.slow  # the real command in a subprocess
 def test_command_line_prints_one_paragraph_and_exits_2(tmp_path):
     proc = run_command(
         "cnnlab-train",

@@ -84,7 +84,12 @@ def test_lr_finder_saves_its_curve_and_trains_with_the_suggestion(make_cfg, tmp_
     cfg = make_cfg([*whole_epoch, "tune.lr_find=true", "tune.num_training=30"])
     metrics = train(cfg)
     assert (tmp_path / "run" / "lr_find.png").stat().st_size > 1000
-    assert 1e-6 <= metrics["tune/lr"] <= 1.0
+    suggested = metrics["tune/lr"]
+    assert suggested != pytest.approx(cfg.optimizer.lr)  # the finder's rate, not the config's
+    # ... and it is the rate the optimizer trained with: the base rate its schedule started from
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    for group in saved["optimizer_states"][0]["param_groups"]:
+        assert group["initial_lr"] == pytest.approx(suggested)
 
 
 def test_batch_size_finder_doubles_while_it_fits(make_cfg):

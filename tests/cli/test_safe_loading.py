@@ -52,6 +52,7 @@ class Trap:
         return (pathlib.Path.touch, (self.marker,))
 
 
+@pytest.mark.slow  # the real command in a subprocess
 def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(checkpoint, tmp_path):
     marker, evil = tmp_path / "marker", tmp_path / "evil.ckpt"
     payload = torch.load(checkpoint, weights_only=True)

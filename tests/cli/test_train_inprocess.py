@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
 from cnnlab.cli.app import typed_overrides
 from cnnlab.cli.eval import evaluate
@@ -15,14 +16,19 @@ from cnnlab.factory.restore import config_from_checkpoint
 from cnnlab.optim.schedules import multiplier
 from cnnlab.tasks.table import TASKS
 
+from composing import compose_run
+
 SHORT = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]
 STEPS_PER_EPOCH = 20  # 1,257 training digits in batches of 64
 
 
-@pytest.fixture
-def short_run(make_cfg, tmp_path):
-    cfg = make_cfg(SHORT, run_dir=tmp_path / "first")
-    return tmp_path / "first", train(cfg)
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """One two-epoch run, made once for the tests of this file, which only read it."""
+    root = tmp_path_factory.mktemp("short_run")
+    metrics = train(compose_run(SHORT, "train", root / "first", root / "data"))
+    GlobalHydra.instance().clear()
+    return root / "first", metrics
 
 
 def test_metrics_json_has_the_contract_names(short_run):
@@ -101,6 +107,7 @@ def test_resume_keeps_the_stored_model_and_optimizer(make_cfg, tmp_path):
         "optimizer.lr=0.05",
         "trainer.max_epochs=1",
         "data.batch_size=128",
+        "data.samples_per_class=26",  # 260 training digits: 3 steps an epoch
         "trainer.enable_model_summary=false",
     ]
     train(make_cfg(first, run_dir=tmp_path / "a"))
@@ -108,7 +115,7 @@ def test_resume_keeps_the_stored_model_and_optimizer(make_cfg, tmp_path):
     cfg = make_cfg([f"ckpt_path={last}", "trainer.max_epochs=2"], run_dir=tmp_path / "b")
     metrics = train(cfg)
     # loading resnet18 weights worked: the model came from the stored config, not the default
-    assert metrics["global_step"] == 2 * 10  # 1,257 / 128 -> 10 steps per epoch
+    assert metrics["global_step"] == 2 * 3  # 260 / 128 -> 3 steps per epoch
 
 
 def test_eval_refuses_weights_of_another_model(short_run, make_cfg, tmp_path):

@@ -26,20 +26,17 @@ def meta_network(model_cfg) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_backbone_config_is_its_model_config(make_cfg, name):
-    cfg = make_cfg(["data=shapes_segmentation", "model=fcn32s", f"model/backbone={name}"])
+def test_backbone_config_is_its_model_config_and_has_the_stages_needed(make_cfg, name):
+    cfg = make_cfg(["data=shapes_detection", "model=fasterrcnn", f"model/backbone={name}"])
     model = OmegaConf.to_container(make_cfg([f"model={name}"]).model)
     for key in MERGED_INTO_EVERY_MODEL:
         del model[key]
     assert OmegaConf.to_container(cfg.model.backbone) == model
-
-
-@pytest.mark.parametrize("name", BACKBONES)
-def test_backbone_has_the_stages_fcn8s_and_the_fpn_read(make_cfg, name):
-    cfg = make_cfg(["data=shapes_detection", "model=fasterrcnn", f"model/backbone={name}"])
+    # FCN-8s reads the last three stages, and so does the default feature pyramid
     assert len(trunk_of(meta_network(cfg.model.backbone)).stages) >= 3
 
 
+@pytest.mark.slow  # builds every classification model config
 def test_every_classification_model_with_stages_is_a_backbone(make_cfg):
     with_trunk = [
         name
