@@ -102,6 +102,7 @@ def test_bf16_mixed_with_accumulation_and_clipping(make_cfg, monkeypatch):
     assert all(norm <= 1.0 + 1e-4 for _, norm in norms)
 
 
+@pytest.mark.slow  # a compiled training run, then a plain load
 def test_channels_last_and_compile_train_and_checkpoint_loads_plain(
     make_cfg, monkeypatch, tmp_path
 ):

@@ -121,6 +121,7 @@ def test_color_jitter_changes_the_image_only():
     assert torch.equal(seg_mask, mask) and seg_image.shape == (3, 40, 60)
 
 
+@pytest.mark.slow  # a short run of each task
 def test_color_jitter_reaches_every_task(make_cfg):
     metrics = train(make_cfg([*TINY, "recipe.color_jitter=0.3", "recipe.ema_decay=0.99",
                               "data=shapes_segmentation", "model=fcn32s",

@@ -100,6 +100,7 @@ def test_resume_for_longer_rebuilds_every_schedule(make_cfg, tmp_path, caplog, s
     assert metrics["lr"] == pytest.approx(expected, rel=1e-4, abs=1e-12)
 
 
+@pytest.mark.slow  # two ResNet-18 runs
 def test_resume_keeps_the_stored_model_and_optimizer(make_cfg, tmp_path):
     first = [
         "model=resnet18",

@@ -27,6 +27,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow  # trains a detector, then evaluates and predicts with it
 def test_train_eval_predict(make_cfg, tmp_path):
     run = tmp_path / "run"
     metrics = train(make_cfg([*TINY, "trainer.max_epochs=1"], run_dir=run))

@@ -1,8 +1,11 @@
 """experiment=finetune_digits, one seed, one strategy: transfer from 0-4 beats scratch on 5-9."""
 
+import pytest
+
 from cnnlab.cli.train import train
 
 
+@pytest.mark.slow  # two short training runs
 def test_finetuned_beats_scratch_on_ten_images_per_class(make_cfg, tmp_path):
     pretrain = tmp_path / "pretrain"
     train(
