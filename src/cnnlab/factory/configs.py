@@ -42,14 +42,19 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, fn)
 
 
-def model_task(target: str) -> str:
-    """The task of the model builder ``target`` (``cnnlab.models.resnet.resnet18``): the ``TASK``
-    its family file declares."""
-    module = target.rpartition(".")[0]
+def family_fact(target: str, name: str, default):
+    """What the family file of the model builder ``target`` (``cnnlab.models.resnet.resnet18``)
+    declares as ``name`` (``TASK``, ``ZOO_POSITION``); ``default`` where it declares nothing."""
     try:
-        return importlib.import_module(module).TASK
-    except (ImportError, AttributeError):
-        return "classification"  # a user's own builder that declares nothing: a classifier
+        return getattr(importlib.import_module(target.rpartition(".")[0]), name)
+    except (ImportError, AttributeError, ValueError):  # ValueError: an empty target
+        return default
+
+
+def model_task(target: str) -> str:
+    """The task of the model builder ``target``: the ``TASK`` its family file declares (a user's
+    own builder that declares nothing is taken for a classifier)."""
+    return family_fact(target, "TASK", "classification")
 
 
 def models_for_task(task: str) -> list[str]:

@@ -8,7 +8,6 @@ family by family in the order the family files declare (``ZOO_POSITION``: LeNet,
 GoogLeNet, ResNet, CIFAR ResNet), each family in the order its file registers them.
 """
 
-import importlib
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -33,10 +32,9 @@ def measure(model_cfg, size: int, channels: int, classes: int) -> tuple[int, int
 
 def zoo_position(target: str) -> float:
     """The ``ZOO_POSITION`` the family file of builder ``target`` declares; none: last."""
-    try:
-        return importlib.import_module(target.rpartition(".")[0]).ZOO_POSITION
-    except (ImportError, AttributeError, ValueError):  # ValueError: an empty target
-        return float("inf")
+    from cnnlab.factory.configs import family_fact
+
+    return family_fact(target, "ZOO_POSITION", float("inf"))
 
 
 def lecture_order(names: list[str], folder: Path) -> list[str]:
