@@ -253,3 +253,28 @@ def write_mask_folder(root, n_images: int = 10, splits=None, num_classes: int = 
             png.save(os.path.join(folder, "masks", f"{i:03d}.png"))
             written[path] = mask
     return written
+
+
+def write_yolo_folder(root, splits=("train", "val"), n_images: int = 3, names="list") -> None:
+    """A YOLO text layout: ``images/<split>/<split>_<i>.png|jpg`` (64x48, ``_det_image``) and
+    ``labels/<split>/<same stem>.txt``. Image 0 holds a cat ``0 0.25 0.5 0.25 0.5`` (pixels
+    8, 12, 24, 36) and a fox ``2 0.75 0.5 0.125 1`` (44, 0, 52, 48), image 1 a dog
+    ``1 0.5 0.5 0.5 0.5`` (16, 12, 48, 36) after a blank line, the rest empty label files.
+    The class names cat, dog, fox go to ``data.yaml`` as a list (``names="list"``) or a mapping
+    (``"mapping"``), or to ``classes.txt`` (``"classes.txt"``); None writes neither."""
+    lines = {0: ["0 0.25 0.5 0.25 0.5", "2 0.75 0.5 0.125 1"], 1: ["", "1 0.5 0.5 0.5 0.5"]}
+    for split in splits:
+        for folder in ("images", "labels"):
+            os.makedirs(os.path.join(root, folder, split), exist_ok=True)
+        for i in range(n_images):
+            name, ext = f"{split}_{i}", "jpg" if i % 2 else "png"
+            _det_image(os.path.join(root, "images", split, f"{name}.{ext}"), i)
+            with open(os.path.join(root, "labels", split, f"{name}.txt"), "w") as f:
+                f.write("".join(line + "\n" for line in lines.get(i, [])))
+    if names in ("list", "mapping"):
+        listed = "[cat, dog, fox]" if names == "list" else "{0: cat, 1: dog, 2: fox}"
+        with open(os.path.join(root, "data.yaml"), "w") as f:
+            f.write(f"path: {root}\ntrain: images/train\nval: images/val\nnames: {listed}\n")
+    elif names == "classes.txt":
+        with open(os.path.join(root, "classes.txt"), "w") as f:
+            f.write("cat\ndog\n\nfox\n")
