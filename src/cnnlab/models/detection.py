@@ -67,16 +67,7 @@ def fasterrcnn(
     Defaults are torchvision's (800-pixel images); configs/model/fasterrcnn.yaml has values for
     small images. ``image_mean`` / ``image_std`` None: ImageNet's.
     """
-    _check_rgb(in_channels)
-    _check_classes(num_classes)
-    if not isinstance(backbone, nn.Module):
-        raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
-    if first_conv(backbone)[1].in_channels != 3:
-        raise UserError(
-            f"The detection backbone {type(backbone).__name__} was built for "
-            f"{first_conv(backbone)[1].in_channels}-channel images; detection takes RGB images: "
-            f"build it with in_channels=3."
-        )
+    check_backbone(backbone, num_classes, in_channels)
     trunk, maps = feature_backbone(backbone, fpn, out_channels, fpn_stages, trainable_layers)
     sizes = _anchor_levels(anchor_sizes, len(maps))
     anchors = AnchorGenerator(sizes, (tuple(float(r) for r in aspect_ratios),) * len(sizes))
@@ -131,8 +122,8 @@ def _torchvision_detector(
 ) -> FasterRCNN:
     """Build torchvision's ``name``; with ``weights``, its 91-class COCO head is swapped for a
     ``num_classes`` one (a fresh FastRCNNPredictor)."""
-    _check_rgb(in_channels)
-    _check_classes(num_classes)
+    check_rgb(in_channels)
+    check_classes(num_classes)
     builder = getattr(torchvision.models.detection, name)
     member = weights_member(name, weights)
     backbone_member = weights_member(TORCHVISION_DETECTORS[name], weights_backbone)
@@ -172,7 +163,22 @@ def _anchor_levels(
     return tuple(sizes)
 
 
-def _check_rgb(in_channels: int) -> None:
+def check_backbone(backbone: nn.Module, num_classes: int, in_channels: int) -> None:
+    """Refuse what no detector on a cnnlab backbone can take: grey data, fewer than two classes,
+    a backbone that is not a built network or was built for other than 3 channels."""
+    check_rgb(in_channels)
+    check_classes(num_classes)
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
+    if first_conv(backbone)[1].in_channels != 3:
+        raise UserError(
+            f"The detection backbone {type(backbone).__name__} was built for "
+            f"{first_conv(backbone)[1].in_channels}-channel images; detection takes RGB images: "
+            f"build it with in_channels=3."
+        )
+
+
+def check_rgb(in_channels: int) -> None:
     if in_channels != 3:
         raise UserError(
             f"Detection takes RGB images, but the data gives {in_channels}-channel images: set "
@@ -180,7 +186,7 @@ def _check_rgb(in_channels: int) -> None:
         )
 
 
-def _check_classes(num_classes: int) -> None:
+def check_classes(num_classes: int) -> None:
     if num_classes < 2:
         raise UserError(
             f"A detector needs num_classes >= 2 (the object classes plus the background, "
