@@ -121,7 +121,7 @@ def test_two_real_runs_compared(make_cfg, tmp_path):
     assert written == [sweep / "comparison.md", sweep / "comparison.csv", sweep / "comparison.png"]
     assert (sweep / "comparison.md").read_text() == text
     assert "Common to all runs: `trainer.max_epochs=1`." in text
-    header = "| run | test/acc | test/loss | test/acc_top5 | val/acc | val/loss | epoch |"
+    header = "| run | test/acc | test/loss | test/acc_top5 | val/acc | val/loss | epoch | params |"
     header += " time_s | best |"
     assert header in text.splitlines()
     rows = table_rows(text)

@@ -15,7 +15,7 @@ def write_metrics(run_dir: str, metrics: dict) -> Path:
         value = float(value)
         clean[key] = (
             int(value)
-            if key in ("epoch", "global_step")
+            if key in ("epoch", "global_step", "params")
             else (value if math.isfinite(value) else str(value))
         )
     path = Path(run_dir) / "metrics.json"

@@ -59,6 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(tuned)
     metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+    metrics["params"] = sum(p.numel() for p in module.net.parameters())
 
     best = build.best_checkpoint(trainer)
     if best:

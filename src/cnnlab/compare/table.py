@@ -10,10 +10,11 @@ import io
 from cnnlab.compare.runs import Run
 from cnnlab.errors import UserError
 
-# Columns shown when the user names none: test metrics, then validation, then the epoch count;
+# Columns shown when the user names none: test metrics, then validation, then the epoch count
+# and the network's parameter count (``params``);
 # within a group these lead and the rest follow alphabetically.
 _LEADING = ("test/acc", "test/loss", "val/acc", "val/loss")
-_INTEGERS = ("epoch", "global_step")
+_INTEGERS = ("epoch", "global_step", "params")
 TIME = "time_s"
 BEST = "best"
 
@@ -36,7 +37,7 @@ def choose_columns(runs: list[Run], requested: list[str] | None = None) -> list[
             )
         return list(requested)
     return sorted(
-        (k for k in available if k.startswith(("test/", "val/")) or k == "epoch"),
+        (k for k in available if k.startswith(("test/", "val/")) or k in ("epoch", "params")),
         key=_default_order,
     )
 

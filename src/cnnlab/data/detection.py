@@ -7,6 +7,9 @@ dicts ``{"boxes": float (N, 4) x1, y1, x2, y2 in pixels of the returned image, "
 torchvision, so ``num_classes`` is the number of object classes + 1. ``iscrowd`` marks objects
 that evaluation should ignore (COCO crowd regions, VOC difficult objects); training targets
 never hold them, so there it is all zeros. Images may differ in size, so nothing is stacked.
+With region proposals on (``DetectionDataModule.use_proposals``, for R-CNN and Fast R-CNN) each
+target also holds ``"proposals"``: float (P, 4) x1, y1, x2, y2 in the returned image's pixels,
+best first, found on the original picture and moved with it by the resize and flip.
 """
 
 import random
@@ -18,6 +21,7 @@ from torchvision.transforms.v2 import functional as F
 
 from cnnlab.data import augment
 from cnnlab.data.loaders import BuiltSplits
+from cnnlab.data.proposals import ProposalSettings, proposals_for
 
 SCALE_JITTER = (0.85, 1.15)  # train-time range of the random resize factor
 
@@ -44,13 +48,29 @@ class DetectionTransform:
 
     Takes a uint8 tensor (3, H, W) and a target dict, returns a float image in [0, 1] and the
     target with its boxes in the new image's pixels. ``image_size=None`` keeps the size.
+
+    ``proposals``: Selective Search settings; the proposals of the original picture (cached,
+    ``cnnlab.data.proposals``) go through the same resize and flip as the boxes, clipped to the
+    image, as ``target["proposals"]``; the first ``max_proposals`` of them, by default
+    ``proposals.max`` for a training transform and ``proposals.eval_max`` otherwise (the
+    datamodule says which split, since ``train`` is also false for an unaugmented train split).
     """
 
     def __init__(
-        self, image_size: int | None, train: bool, hflip: float = 0.5, color_jitter: float = 0.0
+        self,
+        image_size: int | None,
+        train: bool,
+        hflip: float = 0.5,
+        color_jitter: float = 0.0,
+        proposals: ProposalSettings | None = None,
+        max_proposals: int | None = None,
     ) -> None:
         self.image_size, self.train, self.hflip = image_size, train, hflip
         self.colour = v2.Compose(augment.colour(color_jitter)) if train and color_jitter else None
+        self.proposals = proposals
+        if proposals is not None and max_proposals is None:
+            max_proposals = proposals.limit(train)
+        self.max_proposals = max_proposals
 
     def _short_side(self, height: int, width: int) -> int | None:
         side = self.image_size
@@ -59,21 +79,28 @@ class DetectionTransform:
         return None if side is None else max(1, round(side))
 
     def __call__(self, image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
-        image = tv_tensors.Image(image)
         height, width = image.shape[-2:]
-        boxes = tv_tensors.BoundingBoxes(
-            target["boxes"], format="XYXY", canvas_size=(height, width)
-        )
+        moved = {"boxes": target["boxes"]}
+        if self.proposals is not None:  # found on the original picture, then moved with it
+            moved["proposals"] = proposals_for(image, self.proposals)[: self.max_proposals]
+        image = tv_tensors.Image(image)
+        boxes = {
+            name: tv_tensors.BoundingBoxes(b, format="XYXY", canvas_size=(height, width))
+            for name, b in moved.items()
+        }
         side = self._short_side(height, width)
         if side is not None and side != min(height, width):
             image = F.resize(image, [side], antialias=True)
-            boxes = F.resize(boxes, [side])
+            boxes = {name: F.resize(b, [side]) for name, b in boxes.items()}
         if self.train and random.random() < self.hflip:
-            image, boxes = F.horizontal_flip(image), F.horizontal_flip(boxes)
+            image = F.horizontal_flip(image)
+            boxes = {name: F.horizontal_flip(b) for name, b in boxes.items()}
+        if "proposals" in boxes:
+            boxes["proposals"] = F.clamp_bounding_boxes(boxes["proposals"])
         image = F.to_dtype(image, torch.float32, scale=True)
         if self.colour is not None:  # the image's colours only: the boxes stay
             image = self.colour(image)
-        target = {**target, "boxes": boxes.as_subclass(torch.Tensor).float()}
+        target = {**target, **{n: b.as_subclass(torch.Tensor).float() for n, b in boxes.items()}}
         return image.as_subclass(torch.Tensor), target
 
 
@@ -108,6 +135,7 @@ class DetectionDataModule(BuiltSplits):
         )
         self.drop_invalid_boxes = drop_invalid_boxes
         self.dropped = {"boxes": 0, "images": 0}
+        self.proposal_settings: ProposalSettings | None = None  # see use_proposals
 
     @property
     def class_names(self) -> list[str]:
@@ -118,6 +146,21 @@ class DetectionDataModule(BuiltSplits):
     def num_classes(self) -> int:
         return len(self.class_names) + 1  # + background, label 0
 
+    def use_proposals(self, settings: ProposalSettings | None) -> None:
+        """Give every picture its Selective Search proposals, ``target["proposals"]``: the first
+        ``settings.max`` on the training split, ``settings.eval_max`` on the others (None: off
+        again). Called after ``setup``, the splits are built again with the new transforms."""
+        self.proposal_settings = settings
+        if self.train_set is not None:
+            self.train_set = self.val_set = self.test_set = None
+            self.setup()
+
     def transforms(self, train: bool) -> DetectionTransform:
-        train = train and self.augment
-        return DetectionTransform(self.image_size, train=train, color_jitter=self.color_jitter)
+        settings = self.proposal_settings
+        return DetectionTransform(
+            self.image_size,
+            train=train and self.augment,
+            color_jitter=self.color_jitter,
+            proposals=settings,
+            max_proposals=None if settings is None else settings.limit(train),
+        )

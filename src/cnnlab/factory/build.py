@@ -157,6 +157,7 @@ def build_module(
         finetune,
         load_weights,
     )
+    link_proposals(cfg.model, datamodule)
     module_cls = load(get_task(task).module)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}
@@ -169,6 +170,17 @@ def build_module(
         **cfg.get("module", {}),
         **extra,
     )
+
+
+def link_proposals(model_cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:
+    """A model that classifies given regions (``model.proposals``: R-CNN, Fast R-CNN) has its
+    datamodule attach Selective Search's proposals to every picture, as those settings say."""
+    if model_cfg.get("proposals") is None:
+        return
+    from cnnlab.data.proposals import ProposalSettings
+
+    settings = OmegaConf.to_container(model_cfg.proposals, resolve=True)
+    datamodule.use_proposals(ProposalSettings(**settings))
 
 
 def build_callbacks(

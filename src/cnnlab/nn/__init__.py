@@ -8,6 +8,7 @@ from cnnlab.nn import functional
 from cnnlab.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNormBase
 from cnnlab.nn.batchnorm_function import BatchNormFunction
 from cnnlab.nn.layers import AvgPool2d, Conv2d, MaxPool2d
+from cnnlab.nn.roi_pool import RoIPool, roi_pool
 
 __all__ = [
     "AvgPool2d",
@@ -17,5 +18,7 @@ __all__ = [
     "BatchNormFunction",
     "Conv2d",
     "MaxPool2d",
+    "RoIPool",
     "functional",
+    "roi_pool",
 ]

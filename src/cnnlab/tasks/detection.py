@@ -1,5 +1,6 @@
 """Object detection with torchvision-style detectors: summed losses, COCO mAP, drawn boxes."""
 
+import time
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -8,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
+from cnnlab.data.proposals import proposal_recall
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
 from cnnlab.viz.boxes import TRUE_COLOR, draw_detections
@@ -27,9 +29,12 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     dict of losses; in evaluation a list of {"boxes", "labels", "scores"} per image.
     Logged: train/loss (their sum), each train/loss_* and lr (every ``log_every_n_steps``
     steps), val/map, val/map_50, val/map_75, test/map, test/map_50, test/map_75 (COCO mAP,
-    0..1), and each validation epoch the first ``num_logged_images`` images with true (green)
-    and predicted (red, score at least ``draw_score_threshold``) boxes to TensorBoard as
-    ``val/predictions``.
+    0..1), test/ms_per_image (the network's milliseconds a test picture, batched as the test
+    loader gives them; proposals read from the cache are not counted), for detectors that
+    classify given proposals val/proposal_recall_50 and val/proposal_recall_70 (the share of
+    true boxes some proposal covers at that IoU), and each validation epoch the first
+    ``num_logged_images`` images with true (green) and predicted (red, score at least
+    ``draw_score_threshold``) boxes to TensorBoard as ``val/predictions``.
 
     Optimizer, schedule and ``backbone_lr_scale`` work as in the classification module
     (OptimizationMixin). ``num_classes`` (K + 1, with the background) belongs to the net;
@@ -56,6 +61,8 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
         self.draw_score_threshold = draw_score_threshold
         self.val_map, self.test_map = new_map_metric(), new_map_metric()
         self._shown: list[torch.Tensor] = []  # drawn validation images of this epoch
+        self._recall = {0.5: [0, 0], 0.7: [0, 0]}  # proposals' found / true boxes, by IoU
+        self._seconds, self._pictures = 0.0, 0  # the network's time on the test pictures
 
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return self.net(images)
@@ -71,7 +78,15 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
 
     def _predict(self, batch, metric: MeanAveragePrecision):
         images, targets = batch
-        preds = self.net(images)
+        start = time.perf_counter()
+        if targets and "proposals" in targets[0]:  # a detector that classifies given regions
+            preds = self.net(images, proposals=[t["proposals"] for t in targets])
+        else:
+            preds = self.net(images)
+        if images and images[0].is_cuda:
+            torch.cuda.synchronize(images[0].device)
+        self._seconds += time.perf_counter() - start
+        self._pictures += len(images)
         truth = [
             {k: t[k] for k in ("boxes", "labels", "iscrowd") if k in t} for t in targets
         ]  # iscrowd: objects the evaluation ignores (COCO crowds, VOC difficult)
@@ -88,6 +103,8 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets, preds = self._predict(batch, self.val_map)
+        if targets and "proposals" in targets[0]:
+            self._count_recall(targets)
         if self.trainer.sanity_checking:
             return
         for image, target, pred in zip(images, targets, preds, strict=True):
@@ -95,8 +112,23 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
                 break
             self._shown.append(self._draw(image, target, pred))
 
+    def _count_recall(self, targets: list[dict]) -> None:
+        """How many true boxes the given proposals cover, at IoU 0.5 and 0.7."""
+        for target in targets:
+            for iou, counts in self._recall.items():
+                found, total = proposal_recall(target["proposals"], target["boxes"], iou)
+                counts[0] += found
+                counts[1] += total
+
+    def on_validation_epoch_start(self) -> None:
+        self._recall = {0.5: [0, 0], 0.7: [0, 0]}
+
     def on_validation_epoch_end(self) -> None:
         self._log_map("val", self.val_map)
+        for iou, (found, total) in self._recall.items():
+            if total:
+                value = torch.tensor(found / total, dtype=torch.float32)
+                self.log(f"val/proposal_recall_{round(iou * 100)}", value, sync_dist=True)
         shown, self._shown = self._shown, []
         if not shown:
             return
@@ -106,11 +138,17 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
                     "val/predictions", image_grid(shown), global_step=self.global_step
                 )
 
+    def on_test_epoch_start(self) -> None:
+        self._seconds, self._pictures = 0.0, 0
+
     def test_step(self, batch, batch_idx: int) -> None:
         self._predict(batch, self.test_map)
 
     def on_test_epoch_end(self) -> None:
         self._log_map("test", self.test_map)
+        if self._pictures:  # the network's own time: given proposals come from the cache
+            ms = torch.tensor(1000 * self._seconds / self._pictures, dtype=torch.float32)
+            self.log("test/ms_per_image", ms, sync_dist=True)
 
     def _draw(self, image: torch.Tensor, target: dict, pred: dict) -> torch.Tensor:
         names = getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
