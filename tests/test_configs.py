@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from cnnlab.factory import build
 from cnnlab.factory.configs import config_dir
@@ -127,3 +128,21 @@ def test_a_user_error_inside_a_target_surfaces_unwrapped(make_cfg):
     _, dm = build.build_datamodule(cfg.data)
     with pytest.raises(UserError, match="torch, textbook"):
         build.build_module(cfg, "classification", dm)
+
+
+@pytest.mark.parametrize(
+    ("arm", "experiment"),
+    [
+        ("rcnn", "detection_rcnn"),
+        ("fast_rcnn", "detection_fast_rcnn"),
+        ("fasterrcnn", "detection_shapes"),
+        ("yolo", "detection_yolo"),
+    ],
+)
+def test_each_lineage_arm_trains_as_its_own_experiment(make_cfg, arm, experiment):
+    alone = make_cfg([f"experiment={experiment}"])
+    in_sweep = make_cfg(["experiment=detection_lineage", f"lineage={arm}"])
+    for part in ("data", "model", "optimizer", "scheduler", "trainer"):
+        assert in_sweep[part] == alone[part], part
+    lineage = OmegaConf.load(GROUPS / "experiment" / "detection_lineage.yaml")
+    assert arm in lineage.hydra.sweeper.params.lineage.split(",")

@@ -113,3 +113,33 @@ def test_without_given_proposals_selective_search_runs_on_the_picture(tmp_path):
         found = net(images[:1])  # what cnnlab-predict does: the picture alone
     assert set(found[0]) == {"boxes", "labels", "scores"}
     assert any(tmp_path.rglob("*.*"))  # the proposals went to the cache
+
+
+@pytest.mark.slow  # 20 steps of each detector
+@pytest.mark.parametrize("builder", ["rcnn", "fast_rcnn"])
+def test_a_short_training_lowers_the_loss_on_a_few_shapes(builder):
+    pytest.importorskip("cv2")
+    from cnnlab.data.proposals import ProposalSettings, proposals_for
+    from cnnlab.data.shapes import ShapesDetectionDataModule
+
+    torch.manual_seed(0)
+    dm = ShapesDetectionDataModule(num_train=4, num_val=1, num_test=1, image_size=64, augment=False)
+    dm.setup()
+    images, targets = zip(*(dm.train_set[i] for i in range(4)), strict=True)
+    settings = ProposalSettings(max=100, eval_max=50)
+    found = [proposals_for((x * 255).round().to(torch.uint8), settings) for x in images]
+    backbone = get_model("resnet20" if builder == "rcnn" else "resnet18", num_classes=10)
+    if builder == "rcnn":
+        net = rcnn(backbone, dm.num_classes, crop_size=16, rois_per_image=16)
+    else:
+        net = fast_rcnn(backbone, dm.num_classes, **SMALL)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    losses = []
+    for _ in range(20):
+        loss = sum(net(list(images), list(targets), proposals=found).values())
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5

@@ -72,6 +72,16 @@ def test_bins_longer_than_the_tabulated_lengths_use_two_overlapping_windows():
         assert_same_as_torchvision(x, rois, output_size, 1.0)
 
 
+@pytest.mark.parametrize("regions", [600, 5])
+def test_bins_are_read_all_at_once_or_table_by_table_alike(regions):
+    # 16 tables of at most 10 x 10 windows: read stacked together when the output
+    # (regions x 2 x 2 bins) is at least as large, else table by table
+    x = distinct((1, 2, 10, 10), torch.float64)
+    rois = random_rois(regions, 1, 10, margin=0.1, dtype=torch.float64, seed=6)
+    rois = torch.cat([rois, torch.tensor([[0, 0, 0, 9, 9], [0, 0, 1, 8, 9.0]])])  # 5-cell bins
+    assert_same_as_torchvision(x, rois, 2, 1.0)
+
+
 def test_boxes_at_and_beyond_the_border():
     x = distinct((1, 2, 10, 12))
     rois = torch.tensor(
@@ -154,6 +164,16 @@ def test_gradient_of_a_bin_lands_on_its_maximum():
     expected = torch.zeros(1, 1, 4, 4)
     expected[0, 0, 1, 2] = 1.0
     assert out.item() == 5.0 and torch.equal(x.grad, expected)
+
+
+def test_passes_gradcheck_in_float64_and_takes_any_memory_layout():
+    x = distinct((2, 2, 5, 6), torch.float64).div(10).requires_grad_()
+    rois = random_rois(5, 2, 6, dtype=torch.float64, seed=5)
+    assert torch.autograd.gradcheck(lambda x: roi_pool(x, rois, (2, 3)), (x,))
+    channels_last = x.detach().to(memory_format=torch.channels_last)
+    torch.testing.assert_close(
+        roi_pool(channels_last, rois, 3), roi_pool(x.detach(), rois, 3), rtol=0, atol=0
+    )
 
 
 def test_no_regions_give_an_empty_output():

@@ -14,8 +14,8 @@ The arithmetic, as torchvision's kernel does it (and so as this one does, bit fo
 - the region is rows y1..y2 and columns x1..x2, both ends included: height y2 - y1 + 1 (at
   least 1, so a reversed box counts as a single cell), likewise the width;
 - bin ph covers rows [floor(ph * bin_h), ceil((ph + 1) * bin_h)) from the region's top, where
-  bin_h = height / oh in floating point; neighbouring bins may share a row; the same for
-  columns; then the rows and columns are clipped to the map;
+  bin_h = height / oh in the input's floating-point precision; neighbouring bins may share a
+  row; the same for columns; then the rows and columns are clipped to the map;
 - the output is the bin's largest value; a bin left empty by the clipping gives 0;
 - the gradient of each output goes to the cell that gave its maximum (the first in row-major
   order on a tie, as torchvision's strict ``>`` scan picks); an empty bin passes none.
@@ -25,20 +25,28 @@ to half a cell (8 input pixels at stride 16) away from the box, which costs loca
 accuracy. Mask R-CNN's RoIAlign (He et al., 2017) removed it by keeping the coordinates
 fractional and sampling the map bilinearly.
 
-How the maxima are found. Scanning every bin, as the C++ kernel does, is a Python loop of
-K*oh*ow steps. Instead, a table of running maxima is built over the whole map: the max of
-every 2^i x 2^j window, with the cell it comes from, for every power-of-two size up to the
-largest bin (each size from one half its size: two windows side by side). Any bin of h x w
-cells is covered by four such windows of 2^floor(log2 h) x 2^floor(log2 w) cells, one at each
-corner; they overlap, which a max does not mind, so the bin's max is the largest of the four.
-This finds the argmax of every bin without gradient; the output is then read from the input at
-those cells with a differentiable gather, so autograd sends each output's gradient to its
-argmax. Cost: time O(Lh * Lw * N*H*W*C) for the tables plus O(K*oh*ow*C) for the look-ups,
-where Lh = floor(log2(tallest bin)) + 1 (3 for bins of 4 to 7 rows) and likewise Lw; memory a
-few copies of the input at a time plus the (K, C, oh, ow) output and its int64 argmax.
+How the maxima are found. Scanning each bin cell by cell, as the C++ kernel does, would be a
+Python loop of K*oh*ow steps. Instead, tables of window maxima are built over the whole map,
+all channels at once: for a window size h x w, the max of every h x w window and the cell it
+comes from. A size's table comes from a smaller one by one elementwise comparison: one more
+column (or row), or two windows side by side. Sizes up to 4 cells a side each get a table;
+beyond that only powers of two do, and a longer bin is covered by two overlapping windows a
+side, one from each end (a max does not mind counting a cell twice). Each bin is then one
+look-up (up to four for long bins) in the table of its size: all bins at once from the
+tables stacked together when they are no larger than the output (small maps, many regions),
+else table by table. The backward pass is the kernel's: each output's gradient is added at
+the cell its maximum came from.
+
+Cost, for a longest bin of L cells: Th * Tw tables, each one pass over the N*C*H*W input,
+where T = L up to 4 and 4 + floor(log2(L / 4)) beyond (Th = Tw = 4 for bins of 4 to 7
+cells), plus a pass or two over the K*C*oh*ow output for the look-ups; the kernel's scan is
+K*C*(area of the regions), so it wins on large maps with few regions. Memory: the stacked
+tables (no larger than the output) or a few tables at a time (values and int32 cells), and
+the output's int32 argmax, kept for the backward pass.
 """
 
 from collections.abc import Iterator
+from itertools import accumulate
 
 import torch
 from torch import nn
@@ -90,8 +98,9 @@ def _larger(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The larger of two maxima and the cell it is at; on a tie, the earlier cell.
 
-    Cells are numbered row by row (``(n*H + h)*W + w``), so "earlier" is row-major order, the
-    order in which torchvision's kernel scans a bin and keeps the first maximum it meets.
+    A cell is its index in the input, ``((n*C + c)*H + h)*W + w``: within one channel of one
+    image "earlier" is row-major order, the order in which torchvision's kernel scans a bin,
+    keeping the first maximum it meets.
     """
     take_b = (b > a) | ((b == a) & (b_at < a_at))
     return torch.where(take_b, b, a), torch.where(take_b, b_at, a_at)
@@ -118,10 +127,11 @@ def _join(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows made of a window of table ``a`` followed, ``shift`` cells on, by one of ``b``.
 
-    Each table holds the max of every window (indexed by its first cell) and the cell ``_at``
-    it comes from. The result has as many positions as fit: ``b``'s count less ``shift``.
-    Every cell of ``b``'s window comes after ``a``'s in row-major order (it lies to the right
-    in the same row, or in rows below), so keeping ``a`` on a tie keeps the first maximum.
+    Each table holds the max of every window (indexed by its first cell), and its ``_at``
+    twin the cell that max comes from. The result has as many positions as fit: ``b``'s
+    count less ``shift``. Every cell of ``b``'s window comes after ``a``'s in row-major order
+    (it lies to the right in the same row, or in rows below), so keeping ``a`` on a tie keeps
+    the first maximum.
     """
     m = b.shape[dim] - shift
     a, a_at = a.narrow(dim, 0, m), a_at.narrow(dim, 0, m)
@@ -169,69 +179,131 @@ def _axis_plan(
     return sizes, table, first, last, length > size
 
 
-def _bin_argmax(
+def _stacked(tables: list[torch.Tensor]) -> torch.Tensor:
+    """Tables (N, h, w, C) stacked as rows: (sum of N*h*w, C), one window a row."""
+    if len(tables) == 1:
+        return tables[0].reshape(-1, tables[0].shape[-1])  # a view where it can be
+    return torch.cat([t.reshape(-1, t.shape[-1]) for t in tables])
+
+
+def _read(
+    tables: list[tuple[torch.Tensor, torch.Tensor]], bins: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bins' maxima and their cells, (M, C) each, from ``tables`` (value, cell) pairs.
+
+    ``bins`` holds the fields of M bins (see ``_bin_maxima``), ``bins["table"]`` numbering
+    the tables given from 0.
+    """
+    n, shapes = tables[0][0].shape[0], [t.shape[1:3] for t, _ in tables]
+    value, value_at = _stacked([v for v, _ in tables]), _stacked([at for _, at in tables])
+    first = torch.tensor([0, *accumulate(n * h * w for h, w in shapes)], device=value.device)
+    tall, pitch = torch.tensor([list(s) for s in shapes], device=value.device).unbind(1)
+    t = bins["table"]
+    origin, pitch = first[t] + bins["img"] * tall[t] * pitch[t], pitch[t]
+    # the window that starts at cell (r, col) of its table is row origin + r * pitch + col
+    i = origin + bins["top"] * pitch + bins["left"]
+    best, best_at = value.index_select(0, i), value_at.index_select(0, i)
+    # a long bin also reads the windows that end where it ends, and keeps the largest max
+    for r, col, need in [
+        ("bottom", "left", bins["two_h"]),
+        ("top", "right", bins["two_w"]),
+        ("bottom", "right", bins["two_h"] & bins["two_w"]),
+    ]:
+        some = need.nonzero().squeeze(1)
+        if len(some):
+            i = origin[some] + bins[r][some] * pitch[some] + bins[col][some]
+            more, more_at = value.index_select(0, i), value_at.index_select(0, i)
+            more, more_at = _larger(best[some], best_at[some], more, more_at)
+            best.index_copy_(0, some, more)
+            best_at.index_copy_(0, some, more_at)
+    return best, best_at
+
+
+def _bin_maxima(
     x: torch.Tensor,
     batch: torch.Tensor,
     rows: tuple[torch.Tensor, torch.Tensor],
     cols: tuple[torch.Tensor, torch.Tensor],
-) -> torch.Tensor:
-    """Where each bin's maximum is: (K*oh*ow, C) indices of rows of ``x.reshape(-1, C)``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each bin's maximum and where it is, (K*oh*ow, C) each, bin by bin (row-major per region).
 
-    An empty bin gets some cell in range; the caller points it elsewhere.
-
-    ``x`` is the map channels-last, (N, H, W, C), without gradient; ``batch`` (K,) the image of
-    each region; ``rows`` and ``cols`` the bins' edges from ``_bin_edges``, (K, oh) and (K, ow).
+    ``x`` is the map (N, C, H, W); ``batch`` (K,) the image of each region; ``rows`` and
+    ``cols`` the bins' edges from ``_bin_edges``, (K, oh) and (K, ow). The places are indices
+    into ``x.reshape(-1)`` (int32 unless ``x`` is huge); an empty bin gets the value 0 and the
+    place N*C*H*W, one past the end.
     """
-    n, height, width, c = x.shape
+    n, c, height, width = x.shape
     k, oh, ow = rows[0].shape[0], rows[0].shape[1], cols[0].shape[1]
-    argmax = torch.empty(k * oh * ow, c, dtype=torch.long, device=x.device)
+    index_dtype = torch.int32 if x.numel() < 2**31 - 1 else torch.int64
     if k == 0:
-        return argmax
+        return x.new_zeros(0, c), torch.zeros(0, c, dtype=index_dtype, device=x.device)
     sizes_h, table_h, top, bottom, two_h = _axis_plan(*rows, height)  # (K, oh) each
     sizes_w, table_w, left, right, two_w = _axis_plan(*cols, width)  # (K, ow) each
 
     def per_bin(t: torch.Tensor, axis: int) -> torch.Tensor:  # (K, oh) or (K, ow) -> (K*oh*ow,)
         return t.unsqueeze(axis).expand(k, oh, ow).reshape(-1)
 
-    img = batch[:, None, None].expand(k, oh, ow).reshape(-1)
-    top, bottom, two_h = per_bin(top, 2), per_bin(bottom, 2), per_bin(two_h, 2)
-    left, right, two_w = per_bin(left, 1), per_bin(right, 1), per_bin(two_w, 1)
-    # sort the bins by the table they read and by how many windows they need from it
-    group = ((per_bin(table_h, 2) * len(sizes_w) + per_bin(table_w, 1)) * 2 + two_h) * 2 + two_w
-    order = group.argsort()
-    counts = torch.bincount(group, minlength=4 * len(sizes_h) * len(sizes_w)).tolist()
-    ends = [0]
-    for count in counts:
-        ends.append(ends[-1] + count)
+    bins = {  # (K*oh*ow,) each
+        "img": batch[:, None, None].expand(k, oh, ow).reshape(-1),
+        "table": per_bin(table_w, 1) * len(sizes_h) + per_bin(table_h, 2),  # in build order
+        "top": per_bin(top, 2),
+        "bottom": per_bin(bottom, 2),
+        "left": per_bin(left, 1),
+        "right": per_bin(right, 1),
+        "two_h": per_bin(two_h, 2),  # covered by two windows along the rows
+        "two_w": per_bin(two_w, 1),  # ... along the columns
+    }
+    # the tables, built widths outer, heights inner; the window positions in each
+    shapes = [(height - sh + 1, width - sw + 1) for sw in sizes_w for sh in sizes_h]
+    # channels last, so that a window's C maxima lie side by side and are read as one row
+    cell = torch.arange(x.numel(), dtype=index_dtype, device=x.device).view(x.shape)
+    strips = _tables(x.permute(0, 2, 3, 1), cell.permute(0, 2, 3, 1), 2, sizes_w)  # 1 row high
+    tables = (t for strip in strips for t in _tables(*strip, 1, sizes_h))
 
-    cell = torch.arange(n * height * width, dtype=torch.int32, device=x.device)
-    cell = cell.view(n, height, width, 1)  # int32: half the memory traffic of int64
-    strips = _tables(x, cell.expand(n, height, width, c), 2, sizes_w)  # 1-row windows
-    for j, (strip, strip_at) in enumerate(strips):
-        for i, (win, win_at) in enumerate(_tables(strip, strip_at, 1, sizes_h)):
-            hi, wj = win.shape[1], win.shape[2]  # where windows of this size can start
-            win, win_at = win.reshape(-1, c), win_at.reshape(-1, c)
-            for kind in range(4):  # two windows along the rows (bit 2), the columns (bit 1)
-                g = (i * len(sizes_w) + j) * 4 + kind
-                sel = order[ends[g] : ends[g + 1]]  # the bins of this group
-                if not len(sel):
-                    continue
-                b, r0, r1, c0, c1 = img[sel], top[sel], bottom[sel], left[sel], right[sel]
-                windows = [(r0, c0)]
-                if kind & 2:
-                    windows.append((r1, c0))
-                if kind & 1:
-                    windows += [(r, c1) for r, _ in windows]
-                cells = [(b * hi + r) * wj + col for r, col in windows]  # rows of win
-                best_at = win_at.index_select(0, cells[0])
-                if len(cells) > 1:
-                    best = win.index_select(0, cells[0])
-                    for more in cells[1:]:
-                        best, best_at = _larger(
-                            best, best_at, win.index_select(0, more), win_at.index_select(0, more)
-                        )
-                argmax.index_copy_(0, sel, best_at.long())
-    return argmax
+    if sum(n * h * w for h, w in shapes) <= k * oh * ow:
+        # the tables are no larger than the output: stack them all and read every bin at once
+        maxima, argmax = _read(list(tables), bins)
+    else:  # one table at a time, each for the bins that read it
+        maxima = x.new_empty(k * oh * ow, c)
+        argmax = torch.empty_like(maxima, dtype=index_dtype)
+        order = bins["table"].argsort()
+        ends = [0, *accumulate(torch.bincount(bins["table"], minlength=len(shapes)).tolist())]
+        for t, (value, value_at) in enumerate(tables):
+            some = order[ends[t] : ends[t + 1]]
+            if len(some):
+                part = {key: field[some] for key, field in bins.items()}
+                part["table"] = torch.zeros_like(part["table"])
+                best, best_at = _read([(value, value_at)], part)
+                maxima.index_copy_(0, some, best)
+                argmax.index_copy_(0, some, best_at)
+    empty = ((rows[1] <= rows[0])[:, :, None] | (cols[1] <= cols[0])[:, None, :]).reshape(-1)
+    empty = empty.nonzero().squeeze(1)
+    return maxima.index_fill_(0, empty, 0.0), argmax.index_fill_(0, empty, x.numel())
+
+
+class RoIMaxPoolFunction(torch.autograd.Function):
+    """``RoIMaxPoolFunction.apply(x, batch, rows, cols)``: the bins' maxima, (K, C, oh, ow).
+
+    ``x`` (N, C, H, W); ``batch``, ``rows`` and ``cols`` as for ``_bin_maxima``. The backward
+    pass is the kernel's: each output's gradient is added at its argmax (the same cell may
+    collect from several bins and regions); an empty bin's goes to a spare cell, dropped.
+    """
+
+    @staticmethod
+    def forward(ctx, x, batch, rows, cols):
+        maxima, argmax = _bin_maxima(x, batch, rows, cols)  # (K*oh*ow, C) each
+        ctx.save_for_backward(argmax)
+        ctx.input_shape = x.shape
+        k, oh, ow = rows[0].shape[0], rows[0].shape[1], cols[0].shape[1]
+        return maxima.view(k, oh, ow, x.shape[1]).permute(0, 3, 1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (argmax,) = ctx.saved_tensors
+        grad = grad.permute(0, 2, 3, 1).reshape(-1)  # laid out as argmax: bin by bin
+        grad_x = grad.new_zeros(ctx.input_shape.numel() + 1)  # + the empty bins' cell
+        grad_x.index_add_(0, argmax.reshape(-1), grad)
+        return grad_x[:-1].view(ctx.input_shape), None, None, None
 
 
 def roi_pool(
@@ -245,14 +317,16 @@ def roi_pool(
     Called as ``torchvision.ops.roi_pool``: ``boxes`` is a (K, 5) tensor of rows
     [batch_index, x1, y1, x2, y2], or a list with one (K_i, 4) tensor of (x1, y1, x2, y2) per
     image; box coordinates are in image pixels, and ``spatial_scale`` maps them onto the map.
-    Returns (K, C, oh, ow), the regions in the order given (image by image for a list).
+    Returns (K, C, oh, ow), the regions in the order given (image by image for a list),
+    differentiable in ``input`` (not in the boxes). The input is taken to be finite: the
+    kernel's handling of NaN (skipped) and of a bin all -inf (-3.4e38) is not reproduced.
     """
     oh, ow = pair(output_size)
     if oh < 1 or ow < 1:
         raise ValueError(f"output_size must be positive, got {(oh, ow)}")
     if input.dim() != 4:
         raise ValueError(f"input must be (N, C, H, W), got {tuple(input.shape)}")
-    n, c, height, width = input.shape
+    n, _, height, width = input.shape
     dtype = torch.promote_types(input.dtype, torch.float32)  # the box arithmetic's precision
     rois = _as_rois(boxes, dtype, input.device)
     batch = rois[:, 0].long()
@@ -262,15 +336,7 @@ def roi_pool(
     x1, y1, x2, y2 = _round_half_away(rois[:, 1:] * scale).long().unbind(1)  # cells, (K,) each
     rows = _bin_edges(y1, y2, oh, height, dtype)
     cols = _bin_edges(x1, x2, ow, width, dtype)
-
-    x = input.permute(0, 2, 3, 1).reshape(-1, c)  # (N*H*W, C): each cell's channels together
-    with torch.no_grad():
-        argmax = _bin_argmax(x.detach().view(n, height, width, c), batch, rows, cols)
-        empty = (rows[1] <= rows[0])[:, :, None] | (cols[1] <= cols[0])[:, None, :]
-        argmax.index_fill_(0, empty.reshape(-1).nonzero().squeeze(1), n * height * width)
-    cells = torch.cat([x, x.new_zeros(1, c)])  # and an extra cell of zeros for the empty bins
-    out = cells.gather(0, argmax)  # the maxima, differentiably: (K*oh*ow, C)
-    return out.view(len(rois), oh, ow, c).permute(0, 3, 1, 2).contiguous()  # (K, C, oh, ow)
+    return RoIMaxPoolFunction.apply(input, batch, rows, cols)  # (K, C, oh, ow)
 
 
 class RoIPool(nn.Module):
