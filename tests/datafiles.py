@@ -278,3 +278,14 @@ def write_yolo_folder(root, splits=("train", "val"), n_images: int = 3, names="l
     elif names == "classes.txt":
         with open(os.path.join(root, "classes.txt"), "w") as f:
             f.write("cat\ndog\n\nfox\n")
+
+
+# A tiny bundled shapes set for detection runs through the commands (a few seconds an epoch).
+TINY_SHAPES = [
+    "data=shapes_detection",
+    "data.num_train=4",
+    "data.num_val=2",
+    "data.num_test=2",
+    "data.image_size=64",
+    "data.batch_size=2",
+]

@@ -213,7 +213,8 @@ def test_one_step_of_a_real_detector_reaches_tensorboard(tmp_path):
     assert picture.width > 2 * 64 and picture.height >= 64  # a grid of the four images
 
     (test,) = trainer.test(module, datamodule=data, verbose=False)
-    assert set(test) == {"test/map", "test/map_50", "test/map_75"}
+    assert set(test) == {"test/map", "test/map_50", "test/map_75", "test/ms_per_image"}
+    assert test["test/ms_per_image"] > 0
 
 
 def test_drawing_marks_boxes_and_pads_a_grid():

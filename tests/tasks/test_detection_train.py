@@ -12,13 +12,10 @@ from cnnlab.cli.train import train
 from cnnlab.data.shapes import draw_scene
 from cnnlab.errors import UserError
 
+from datafiles import TINY_SHAPES
+
 TINY = [
-    "data=shapes_detection",
-    "data.num_train=4",
-    "data.num_val=2",
-    "data.num_test=2",
-    "data.image_size=64",
-    "data.batch_size=2",
+    *TINY_SHAPES,
     "model=fasterrcnn",
     "model.min_size=64",
     "model.max_size=64",

@@ -12,15 +12,12 @@ from cnnlab.cli.train import train
 from cnnlab.data import proposals
 from cnnlab.data.shapes import draw_scene
 
+from datafiles import TINY_SHAPES
+
 pytest.importorskip("cv2")
 
 TINY = [
-    "data=shapes_detection",
-    "data.num_train=4",
-    "data.num_val=2",
-    "data.num_test=2",
-    "data.image_size=64",
-    "data.batch_size=2",
+    *TINY_SHAPES,
     "model.proposals.max=100",
     "model.proposals.eval_max=50",
     "model.rois_per_image=16",

@@ -12,7 +12,7 @@ from cnnlab.cli.predict import predict
 from cnnlab.cli.train import train
 from cnnlab.data.shapes import draw_scene
 
-from datafiles import write_coco, write_voc, write_yolo_folder
+from datafiles import TINY_SHAPES, write_coco, write_voc, write_yolo_folder
 
 SMALL_YOLO = [
     "model=yolo",
@@ -23,12 +23,7 @@ SMALL_YOLO = [
     "model.fc_hidden=32",
 ]
 TINY = [
-    "data=shapes_detection",
-    "data.num_train=4",
-    "data.num_val=2",
-    "data.num_test=2",
-    "data.image_size=64",
-    "data.batch_size=2",
+    *TINY_SHAPES,
     *SMALL_YOLO,
 ]
 PARTS = ("train/loss_coord", "train/loss_obj", "train/loss_noobj", "train/loss_class")

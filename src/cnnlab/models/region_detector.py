@@ -18,14 +18,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.models.region_heads import (
     RegionSettings,
     detect_regions,
     region_loss,
     sample_training_regions,
 )
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class RegionDetector(nn.Module):

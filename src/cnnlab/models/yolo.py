@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.errors import UserError
 from cnnlab.models.detection import check_backbone
 from cnnlab.models.letterbox import Placement, letterbox, letterbox_boxes, unletterbox_boxes
@@ -52,7 +53,6 @@ from cnnlab.models.trunk import Trunk, freeze_stages, trunk_of
 from cnnlab.models.yolo_loss import GridPrediction, assign, yolo_loss
 
 TASK = "detection"
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class YOLOv1(nn.Module):

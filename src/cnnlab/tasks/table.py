@@ -76,6 +76,7 @@ TASKS: dict[str, Task] = {
                 "test/map",
                 "test/map_50",
                 "test/map_75",
+                "test/ms_per_image",
             ),
             curves=("mAP", ("val/map", "val/map_50", "val/map_75")),
             predictor="cnnlab.inference.detection.detect_images",
