@@ -35,7 +35,7 @@ from cnnlab.errors import UserError
 from cnnlab.models.detection import check_backbone
 from cnnlab.models.region_detector import RegionDetector
 from cnnlab.models.region_heads import RegionSettings
-from cnnlab.models.trunk import Trunk, freeze_stages, trunk_of
+from cnnlab.models.trunk import Trunk, freeze_stages, probing, trunk_of
 
 TASK = "detection"
 PROBE_SIZE = 256  # pixels of the blank picture that measures each layer's stride
@@ -156,11 +156,8 @@ def fast_rcnn(
 
 
 def _stride(body: nn.Module) -> int:
-    was_training = body.training
-    body.eval()  # the probe must not move batch norm's running statistics
-    with torch.no_grad():
+    with probing(body):
         side = body(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE)).shape[-1]
-    body.train(was_training)
     return _power_of_two(PROBE_SIZE / side)
 
 
@@ -173,15 +170,12 @@ def trunk_at_stride(trunk: Trunk, max_stride: int) -> Trunk:
     """The trunk's layers up to the last one whose output stride is at most ``max_stride``
     (ResNet: through layer3; VGG: conv5 without pool5), regrouped into the stages kept."""
     kept, x = [], torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE)
-    was_training = trunk.body.training
-    trunk.body.eval()
-    with torch.no_grad():
+    with probing(trunk.body):
         for name, layer in trunk.body.named_children():
             x = layer(x)
             if _power_of_two(PROBE_SIZE / x.shape[-1]) > max_stride:
                 break
             kept.append(name)
-    trunk.body.train(was_training)
     if not kept:
         raise UserError(f"model.max_stride={max_stride}: the backbone's first layer already has a "
                         "larger stride; raise model.max_stride (16 is the paper's).")  # fmt: skip

@@ -6,8 +6,11 @@ are what those methods share. This module imports no family, so every family can
 """
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from cnnlab.errors import UserError
@@ -70,6 +73,19 @@ def freeze_stages(trunk: Trunk, trainable_layers: int | None) -> None:
     for stage in trunk.stages[: n - trainable_layers]:
         for name in stage:
             trunk.body.get_submodule(name).requires_grad_(False)
+
+
+@contextmanager
+def probing(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` on a blank probe picture to measure its maps: in eval mode (batch norm's
+    running statistics stay as they are), without gradients, its training flag put back after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
 
 
 def _last_conv_width(module: nn.Module) -> int:

@@ -49,7 +49,7 @@ from cnnlab.errors import UserError
 from cnnlab.models.detection import check_backbone
 from cnnlab.models.letterbox import Placement, letterbox, letterbox_boxes, unletterbox_boxes
 from cnnlab.models.nms import nms
-from cnnlab.models.trunk import Trunk, freeze_stages, trunk_of
+from cnnlab.models.trunk import Trunk, freeze_stages, probing, trunk_of
 from cnnlab.models.yolo_loss import GridPrediction, assign, yolo_loss
 
 TASK = "detection"
@@ -186,13 +186,9 @@ class YOLOv1(nn.Module):
 
 
 def _map_side(body: nn.Module, image_size: int) -> int:
-    """The side of the body's last map for a square ``image_size`` input (a probe, no grad)."""
-    was_training = body.training
-    body.eval()  # a probe must not move batch norm's running statistics
-    with torch.no_grad():
-        side = body(torch.zeros(1, 3, image_size, image_size)).shape[-1]
-    body.train(was_training)
-    return side
+    """The side of the body's last map for a square ``image_size`` input."""
+    with probing(body):
+        return body(torch.zeros(1, 3, image_size, image_size)).shape[-1]
 
 
 def yolo(
