@@ -1,5 +1,7 @@
 """Textbook convolution and pooling against torch's, and the lecture's worked examples."""
 
+import itertools
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -65,6 +67,70 @@ def test_padding_keeps_the_size_and_ten_filters_give_ten_maps():
     assert conv(torch.randn(1, 3, 32, 32)).shape == (1, 10, 32, 32)  # 32x32x10
 
 
+@pytest.mark.parametrize("dilation", [1, 2, 3, (1, 2)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_dilated_conv2d_equals_torch(dilation, stride, padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 13, 17)  # non-square, so height and width cannot be swapped
+    w = torch.randn(4, 3, 3, 3)
+    b = torch.randn(4)
+    ours = tf.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    theirs = F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_conv2d_gradient_equals_torch():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 13, 17, requires_grad=True)
+    w = torch.randn(4, 3, 3, 2, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    settings = {"stride": (2, 1), "padding": (1, 2), "dilation": (3, 2)}
+    ours = tf.conv2d(x, w, b, **settings)
+    theirs = F.conv2d(x, w, b, **settings)
+    g = torch.randn_like(theirs)
+    for a, e in zip(
+        torch.autograd.grad(ours, (x, w, b), g),
+        torch.autograd.grad(theirs, (x, w, b), g),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_output_size_with_dilation_is_torch_shape_where_the_filter_fits(dilation):
+    fits = 0
+    for n, f, stride, padding in itertools.product(range(4, 10), (1, 2, 3), (1, 2, 3), (0, 1, 2)):
+        span = n + 2 * padding - (dilation * (f - 1) + 1)  # the rule's numerator
+        if span < 0 or span % stride:
+            with pytest.raises(ValueError, match="does not fit"):
+                tf.conv_output_size(n, f, stride, padding, dilation)
+            continue
+        size = tf.conv_output_size(n, f, stride, padding, dilation)
+        x, w = torch.zeros(1, 1, n, n), torch.zeros(1, 1, f, f)
+        assert F.conv2d(x, w, None, stride, padding, dilation).shape[-2:] == (size, size)
+        fits += 1
+    assert 0 < fits < 6 * 3 * 3 * 3  # both branches were taken
+
+
+def test_output_size_with_dilation_shows_the_effective_size_and_validates_it():
+    # 3x3 at rate 2 spans 5 pixels: (7 - 5 + 2*0)/3 + 1 = 1.67
+    with pytest.raises(ValueError, match=r"effective size 2\*\(3 - 1\) \+ 1 = 5\)"):
+        tf.conv_output_size(7, 3, stride=3, dilation=2)
+    with pytest.raises(ValueError, match=r"\(7 - 5 \+ 2\*0\)/3 \+ 1 = 1\.67"):
+        tf.conv_output_size(7, 3, stride=3, dilation=2)
+    with pytest.raises(ValueError, match="dilation >= 1"):
+        tf.conv_output_size(7, 3, dilation=0)
+
+
+@pytest.mark.parametrize("rate", [1, 2, 6, 12])
+def test_deeplab_atrous_3x3_with_padding_equal_to_the_rate_keeps_the_size(rate):
+    assert tf.conv_output_size(33, 3, 1, padding=rate, dilation=rate) == 33
+    conv = tnn.Conv2d(2, 4, 3, padding=rate, dilation=rate)
+    assert conv(torch.randn(1, 2, 33, 33)).shape == (1, 4, 33, 33)
+    assert conv.weight.shape == (4, 2, 3, 3)  # 9 weights per channel at every rate
+
+
 # (input shape, kernel_size, stride, padding)
 POOL_CASES = [
     ((2, 3, 8, 8), 2, None, 0),
@@ -122,6 +188,23 @@ def test_conv2d_module_initialises_like_torch():
     torch.manual_seed(0)
     theirs = torch.nn.Conv2d(4, 6, (3, 5))
     torch.testing.assert_close(ours.state_dict(), theirs.state_dict())
+
+
+def test_dilated_conv2d_module_equals_torch_module_with_the_same_weights():
+    settings = {"stride": (1, 2), "padding": (2, 3), "dilation": (2, 3)}
+    ours = tnn.Conv2d(3, 5, (3, 2), **settings)
+    theirs = torch.nn.Conv2d(3, 5, (3, 2), **settings)
+    assert (ours.stride, ours.padding, ours.dilation) == (
+        theirs.stride,
+        theirs.padding,
+        theirs.dilation,
+    )
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 13, 17)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
 def test_pool_modules_equal_torch_modules():

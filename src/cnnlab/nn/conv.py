@@ -19,26 +19,35 @@ def pair(value: IntPair) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def conv_output_size(n: int, f: int, stride: int = 1, padding: int = 0) -> int:
+def conv_output_size(n: int, f: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """Output side of an ``f``x``f`` filter on an ``n``x``n`` input: (n - f + 2p)/stride + 1.
+
+    With ``dilation`` d the filter's taps are d apart, so it spans d(f - 1) + 1 pixels and that
+    effective size takes f's place in the rule (d = 1 is the ordinary filter).
 
     The lecture's strict rule: a filter that does not fit (the division leaves a remainder,
     or the filter is larger than the padded input) is a mistake, not something to round, so
     it raises a ValueError that shows the formula with the numbers filled in. The ops in this
     package round down as torch's do; this function is for checking a design by hand.
     """
-    if stride < 1 or padding < 0 or n < 1 or f < 1:
+    if stride < 1 or padding < 0 or n < 1 or f < 1 or dilation < 1:
         raise ValueError(
-            f"conv_output_size needs n, f, stride >= 1 and padding >= 0, got n={n}, f={f}, "
-            f"stride={stride}, padding={padding}"
+            f"conv_output_size needs n, f, stride, dilation >= 1 and padding >= 0, got n={n}, "
+            f"f={f}, stride={stride}, padding={padding}, dilation={dilation}"
         )
-    span = n - f + 2 * padding  # how far the filter can move
+    span_f = dilation * (f - 1) + 1  # the effective filter size: f taps, d apart
+    span = n - span_f + 2 * padding  # how far the filter can move
     size = span / stride + 1
     if span < 0 or span % stride != 0:
+        filter_name = f"{f}x{f} filter"
+        if dilation > 1:
+            filter_name += (
+                f" at dilation {dilation} (effective size {dilation}*({f} - 1) + 1 = {span_f})"
+            )
         raise ValueError(
-            f"a {f}x{f} filter does not fit a {n}x{n} input at stride {stride}, padding "
-            f"{padding}: ({n} - {f} + 2*{padding})/{stride} + 1 = {size:.2f} is not a whole "
-            f"number >= 1; change the stride or the padding"
+            f"a {filter_name} does not fit a {n}x{n} input at stride {stride}, padding "
+            f"{padding}: ({n} - {span_f} + 2*{padding})/{stride} + 1 = {size:.2f} is not a "
+            f"whole number >= 1; change the stride or the padding"
         )
     return span // stride + 1
 
@@ -49,6 +58,7 @@ def conv2d(
     bias: torch.Tensor | None = None,
     stride: IntPair = 1,
     padding: IntPair = 0,
+    dilation: IntPair = 1,
 ) -> torch.Tensor:
     """2-D cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C, kh, kw), as torch's.
 
@@ -56,15 +66,22 @@ def conv2d(
     of the (zero-padded) input. ``unfold`` lays every chunk out as a column (im2col), so all
     of them are one matrix product. Sizes round down like torch's: rows and columns the
     filter cannot reach are dropped.
+
+    ``dilation`` (atrous convolution) spaces the filter's taps ``d`` pixels apart, with holes
+    between them: a 3x3 filter at rate d reads 9 pixels spread over a (2d + 1) x (2d + 1)
+    square, still with 9 weights. DeepLab uses it to widen each output's field of view
+    without adding weights and without the pooling or stride that would lower the map's
+    resolution; a 3x3 at rate d with padding d keeps the size, as a 3x3 with padding 1 does.
     """
     batch, channels, height, width = x.shape
     out_channels, in_channels, kh, kw = weight.shape
     if in_channels != channels:
         raise ValueError(f"conv2d: weight takes {in_channels} channels, the input has {channels}")
-    (sh, sw), (ph, pw) = pair(stride), pair(padding)
-    out_h = (height + 2 * ph - kh) // sh + 1
-    out_w = (width + 2 * pw - kw) // sw + 1
-    cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # (B, C*kh*kw, out_h*out_w)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1  # d(k - 1) + 1: the effective size
+    out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    # (B, C*kh*kw, out_h*out_w): one column per chunk, its taps dh rows and dw columns apart
+    cols = F.unfold(x, (kh, kw), dilation=(dh, dw), padding=(ph, pw), stride=(sh, sw))
     filters = weight.reshape(out_channels, -1)  # (O, C*kh*kw), the same (c, i, j) order
     out = filters @ cols  # (B, O, out_h*out_w): every dot product at once
     if bias is not None:

@@ -14,7 +14,12 @@ from cnnlab.nn.pooling import avg_pool2d, max_pool2d
 
 
 class Conv2d(nn.Module):
-    """``out_channels`` filters of ``kernel_size`` x ``in_channels`` each, plus one bias each."""
+    """``out_channels`` filters of ``kernel_size`` x ``in_channels`` each, plus one bias each.
+
+    ``stride``, ``padding`` and ``dilation`` mean what they mean in torch.nn.Conv2d, in the same
+    order, so a torch layer's settings map onto this one; ``dilation`` only spaces the taps, so
+    the weights, and the state dict, keep the same shape.
+    """
 
     def __init__(
         self,
@@ -23,6 +28,7 @@ class Conv2d(nn.Module):
         kernel_size: IntPair,
         stride: IntPair = 1,
         padding: IntPair = 0,
+        dilation: IntPair = 1,
         bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -30,6 +36,7 @@ class Conv2d(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
+        self.dilation = pair(dilation)  # taps d apart; an attribute, not a buffer, as in torch
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, *self.kernel_size, **factory)
@@ -46,12 +53,14 @@ class Conv2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding)  # (B, O, H', W')
+        settings = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
+        return conv2d(x, self.weight, self.bias, **settings)  # (B, O, H', W')
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"bias={self.bias is not None}"
         )
 
 
