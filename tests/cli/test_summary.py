@@ -61,6 +61,18 @@ def test_too_small_input_names_layer_and_formula(make_cfg) -> None:
     assert "(2 - 5 + 2*0)/1 + 1 = -2" in str(info.value)
 
 
+@pytest.mark.slow  # VGG-16 twice with its 120M-weight classifier: about 10 s
+def test_the_papers_segmentation_parameter_counts(make_cfg) -> None:
+    sizes = ["input_size=224", "in_channels=3", "num_classes=21"]
+    text = summary(make_cfg(["model=deeplab_v1", *sizes], config_name="summary"))
+    assert "Trainable params: 20,505,429" in text  # DeepLab-LargeFOV's 20.5M
+    fc6 = row(text, "head.fc6")
+    assert "3x3x512x1024 rate 12" in fc6 and "1024 x 28 x 28" in fc6
+    assert "note:" not in text  # every dilated division is exact: span 25, padding 12
+    fcn = ["model=fcn32s", "model/backbone=vgg16", *sizes]
+    assert "Trainable params: 134,346,581" in summary(make_cfg(fcn, config_name="summary"))
+
+
 @pytest.mark.slow
 def test_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("cnnlab-summary")

@@ -23,7 +23,31 @@ def test_upsampling_starts_as_bilinear_interpolation(factor):
     assert torch.allclose(padded, expected, atol=1e-5)
     inner = slice(factor, -factor)  # without padding: everywhere but the border
     assert torch.allclose(up(x)[..., inner, inner], expected[..., inner, inner], atol=1e-5)
-    assert up.deconv.weight.requires_grad  # learned, not fixed
+    assert up.weight.requires_grad  # learned, not fixed
+
+
+def test_full_upsampling_starts_bilinear_on_the_diagonal_and_mixes_classes_later():
+    x = torch.randn(1, 3, 5, 7)
+    full, depthwise = BilinearUpsample(3, 2, full=True), BilinearUpsample(3, 2)
+    assert full.weight.shape == (3, 3, 4, 4) and depthwise.weight.shape == (3, 1, 4, 4)
+    assert torch.allclose(full(x), depthwise(x), atol=1e-6)
+    assert not full.weight[0, 1].any()  # class 1 does not feed class 0, yet
+
+
+def test_a_fixed_upsampling_is_a_buffer_and_stays_bilinear_while_training():
+    net = fcn8s(resnet18(num_classes=10), num_classes=3)
+    assert "final_up.weight" not in dict(net.named_parameters())
+    assert "final_up.weight" in net.state_dict()  # kept in checkpoints all the same
+    before = net.final_up.weight.clone()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    for _ in range(2):
+        out = net(torch.randn(2, 3, 40, 40))
+        F.cross_entropy(out, torch.randint(0, 3, (2, 40, 40))).backward()
+        optimizer.step()
+    assert torch.equal(net.final_up.weight, before)
+    assert not torch.equal(net.skip_ups[0].weight, BilinearUpsample(3, 2, full=True).weight)
+    learned = fcn8s(resnet18(num_classes=10), num_classes=3, learn_final_upsampling=True)
+    assert "final_up.weight" in dict(learned.named_parameters())
 
 
 def test_fit_to_crops_and_pads():
@@ -44,20 +68,18 @@ def test_output_is_the_input_size_and_backward_reaches_every_part(name):
     out = net.train()(torch.randn(1, 3, 40, 40))
     F.cross_entropy(out, torch.randint(0, 4, (1, 40, 40))).backward()
     assert net.features.body.conv1.weight.grad is not None
-    assert net.final_up.deconv.weight.grad is not None
+    assert all(up.weight.grad is not None for up in net.skip_ups)
     assert all(c.weight.grad is not None for c in net.skip_scores)
 
 
 def test_vgg16_fuses_pool4_and_pool3_scores():
-    net = fcn8s(vgg16(num_classes=10, small_input=True), num_classes=3)
+    with torch.device("meta"):  # structure only (tests/models/test_fcn_paper.py runs one)
+        net = fcn8s(vgg16(num_classes=10), num_classes=3)
     taps = net.features.taps
     pools = [n for n, m in net.features.body.named_children() if isinstance(m, torch.nn.MaxPool2d)]
     assert taps == pools[2:]  # pool3, pool4, pool5
     assert [up.factor for up in net.skip_ups] == [2, 2] and net.final_up.factor == 8
     assert [c.in_channels for c in net.skip_scores] == [256, 512]
-    net.eval()
-    with torch.no_grad():
-        assert net(torch.randn(1, 3, 97, 131)).shape == (1, 3, 97, 131)
 
 
 def test_resnet_fuses_layer3_and_layer2_scores_starting_at_zero():

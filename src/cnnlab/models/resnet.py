@@ -10,6 +10,7 @@ pass (same parameters and buffers, so the state dict is the same either way).
 import torch
 from torch import nn
 
+from cnnlab.errors import UserError
 from cnnlab.models.norm import NORM_LAYERS, NormLayer, norm_layer
 from cnnlab.models.registry import register_model
 from cnnlab.models.trunk import Trunk, trunk_from_children
@@ -45,6 +46,9 @@ class BasicBlock(nn.Module):
     def last_bn(self) -> nn.Module:
         return self.bn2
 
+    def strided_conv(self) -> nn.Conv2d:
+        return self.conv1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -72,6 +76,9 @@ class Bottleneck(nn.Module):
 
     def last_bn(self) -> nn.Module:
         return self.bn3
+
+    def strided_conv(self) -> nn.Conv2d:
+        return self.conv2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -142,6 +149,34 @@ class ResNet(nn.Module):
         layers = ["layer1", "layer2", "layer3", "layer4"]
         children = [(n, getattr(self, n)) for n in stem + layers]
         return trunk_from_children(children, [stem, *([n] for n in layers)])
+
+    def dilate(self, output_stride: int) -> None:
+        """Keep the maps at 1/``output_stride`` of the image (16 or 8; 32 changes nothing).
+
+        As the DeepLab papers do: the last stage (16), or the last two (8), lose their stride of
+        2, and their 3x3 convolutions are dilated instead, by 2 in the first stage changed and 4
+        in the second, so each filter still sees what it saw at the coarser resolution. A
+        stage's first block keeps the rate of the stage before on its first 3x3 convolution,
+        where the stride was. The weights are untouched: a pretrained network stays valid.
+        """
+        changed = {32: 0, 16: 1, 8: 2}.get(output_stride)
+        if changed is None:
+            raise UserError(
+                f"model.output_stride={output_stride}: a ResNet can keep its maps at 1/32, 1/16 "
+                "or 1/8 of the image; choose 32, 16 or 8."
+            )
+        rate = 1
+        for stage in [self.layer3, self.layer4][2 - changed :]:
+            previous, rate = rate, rate * 2
+            for i, block in enumerate(stage):
+                for conv in block.modules():
+                    if not isinstance(conv, nn.Conv2d):
+                        continue
+                    conv.stride = (1, 1)
+                    if conv.kernel_size == (3, 3):
+                        first = i == 0 and conv is block.strided_conv()
+                        d = previous if first else rate
+                        conv.dilation, conv.padding = (d, d), (d, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)

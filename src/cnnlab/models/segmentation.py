@@ -1,46 +1,30 @@
 """Fully convolutional networks (Long et al. 2015): FCN-32s, FCN-16s and FCN-8s.
 
-The classifier head of a cnnlab classification network is dropped (its ``trunk()`` cuts it
-into stages) and its last three stages give the maps the FCN reads: for VGG-16 pool3,
-pool4 and pool5 (strides 8, 16, 32), for ResNet layer2, layer3 and layer4 (the same strides).
-A 1x1 score layer turns the last map into class scores, which a learned transposed convolution,
-initialised to bilinear interpolation, brings back to the image size (FCN-32s). FCN-16s first
-upsamples the scores 2x and adds the scores of the stage before (pool4); FCN-8s adds pool3's
-too. Those skip score layers start at zero, so a fresh FCN-16s predicts what its FCN-32s part
-does. The output is (B, num_classes, H, W) for any input (B, 3, H, W), odd sizes included:
-maps are cropped or edge-padded at the bottom and right where strides do not divide the size.
-The network carries ``task = "segmentation"``.
-"""
+On a VGG backbone the builders below return the paper's network (``fcn_paper.PaperFCN``): the
+classifier's fc6 and fc7 become convolutions, the first convolution pads by 100 and the
+scores are cropped. Other backbones (ResNets, ...) have no fully connected layers worth
+converting: ``FCN`` drops their classifier head (``trunk()`` cuts the network into stages) and
+reads their last three stages, ResNet's layer2, layer3 and layer4 (strides 8, 16, 32).
 
-import math
+A 1x1 score layer turns the last map into class scores, which a transposed convolution fixed
+to bilinear interpolation brings back to the image size (FCN-32s; ``learn_final_upsampling``
+lets it learn, from bilinear). FCN-16s first upsamples the scores 2x with a learned C x C
+transposed convolution (bilinear at the start) and adds the scores of the stage before;
+FCN-8s adds one more stage's. Those skip score layers start at zero, so a fresh FCN-16s
+predicts what its FCN-32s part does. The output is (B, num_classes, H, W) for any input
+(B, 3, H, W), odd sizes included: maps are cropped or edge-padded at the bottom and right
+where strides do not divide the size. The network carries ``task = "segmentation"``.
+"""
 
 import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.models.trunk import freeze_stages, trunk_of
+from cnnlab.models.fcn_paper import PaperFCN
+from cnnlab.models.trunk import StageTaps, freeze_stages, tap_strides, trunk_of
 from cnnlab.models.upsampling import BilinearUpsample, fit_to
 
 TASK = "segmentation"
-PROBE_SIZE = 128  # pixels of the blank image that measures each stage's stride
-
-
-class StageTaps(nn.Module):
-    """Runs a trunk's body and returns the outputs of the named layers, in order."""
-
-    def __init__(self, body: nn.Sequential, taps: list[str]) -> None:
-        super().__init__()
-        self.body, self.taps = body, taps
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for name, layer in self.body.named_children():
-            x = layer(x)
-            if name in self.taps:
-                out.append(x)
-                if len(out) == len(self.taps):
-                    break
-        return out
 
 
 class FCN(nn.Module):
@@ -54,6 +38,7 @@ class FCN(nn.Module):
         head_channels: int = 0,
         dropout: float = 0.1,
         trainable_layers: int | None = None,
+        learn_final_upsampling: bool = False,
     ) -> None:
         super().__init__()
         self.task = TASK
@@ -67,7 +52,7 @@ class FCN(nn.Module):
         freeze_stages(trunk, trainable_layers)
         used = trunk.stages[-(skips + 1) :]
         self.features = StageTaps(trunk.body, [stage[-1] for stage in used])
-        strides = self._strides()
+        strides = tap_strides(self.features)
         channels = trunk.channels[-(skips + 1) :]
         self.head = nn.Identity()
         if head_channels:
@@ -84,19 +69,10 @@ class FCN(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
         self.skip_ups = nn.ModuleList(
-            BilinearUpsample(num_classes, strides[i + 1] // strides[i]) for i in range(skips)
+            BilinearUpsample(num_classes, strides[i + 1] // strides[i], full=True)
+            for i in range(skips)
         )
-        self.final_up = BilinearUpsample(num_classes, strides[0])
-
-    @torch.no_grad()
-    def _strides(self) -> list[int]:
-        """Each used stage's stride, measured on a blank image (the trunk is left unchanged)."""
-        was_training = self.features.training
-        self.features.eval()
-        maps = self.features(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
-        self.features.train(was_training)
-        # the nearest power of two: a stage without padding shrinks a little more than its stride
-        return [2 ** max(0, round(math.log2(PROBE_SIZE / m.shape[-1]))) for m in maps]
+        self.final_up = BilinearUpsample(num_classes, strides[0], learnable=learn_final_upsampling)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -108,7 +84,16 @@ class FCN(nn.Module):
         return fit_to(self.final_up(scores), height, width)
 
 
-def _fcn(backbone: nn.Module, num_classes: int, in_channels: int, skips: int, **kwargs) -> FCN:
+def _fcn(
+    backbone: nn.Module,
+    num_classes: int,
+    in_channels: int,
+    skips: int,
+    head_channels: int = 0,
+    dropout: float = 0.1,
+    first_padding: int = 100,
+    **kwargs,
+) -> FCN | PaperFCN:
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
     if in_channels != 3:
@@ -118,19 +103,21 @@ def _fcn(backbone: nn.Module, num_classes: int, in_channels: int, skips: int, **
         )
     if num_classes < 2:
         raise UserError(f"num_classes={num_classes}: segmentation needs the background and 1+.")
-    return FCN(backbone, num_classes, skips, **kwargs)
+    if callable(getattr(backbone, "fc_as_convolutions", None)):  # VGG: the paper's own FCN
+        return PaperFCN(backbone, num_classes, skips, first_padding=first_padding, **kwargs)
+    return FCN(backbone, num_classes, skips, head_channels, dropout, **kwargs)
 
 
-def fcn32s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN:
+def fcn32s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN | PaperFCN:
     """FCN-32s: the last stage's scores upsampled to the image in one step."""
     return _fcn(backbone, num_classes, in_channels, skips=0, **kwargs)
 
 
-def fcn16s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN:
+def fcn16s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN | PaperFCN:
     """FCN-16s: FCN-32s plus the scores of the stage before (pool4 on VGG-16)."""
     return _fcn(backbone, num_classes, in_channels, skips=1, **kwargs)
 
 
-def fcn8s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN:
+def fcn8s(backbone: nn.Module, num_classes: int, in_channels: int = 3, **kwargs) -> FCN | PaperFCN:
     """FCN-8s: FCN-16s plus the scores of one more stage (pool3 on VGG-16)."""
     return _fcn(backbone, num_classes, in_channels, skips=2, **kwargs)

@@ -5,6 +5,7 @@ serve as a backbone says how it splits by a method ``trunk(self) -> Trunk``; the
 are what those methods share. This module imports no family, so every family can import it.
 """
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,46 @@ def probing(module: nn.Module) -> Iterator[None]:
             yield
     finally:
         module.train(was_training)
+
+
+class StageTaps(nn.Module):
+    """Runs a trunk's body and returns the outputs of the named children, in order; the
+    children after the last one named are not run."""
+
+    def __init__(self, body: nn.Sequential, taps: list[str]) -> None:
+        super().__init__()
+        self.body, self.taps = body, taps
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for name, layer in self.body.named_children():
+            x = layer(x)
+            if name in self.taps:
+                out.append(x)
+                if len(out) == len(self.taps):
+                    break
+        return out
+
+
+def tap_strides(taps: StageTaps, probe_size: int = 128) -> list[int]:
+    """The stride of each tapped map (2 ** k), measured on a blank RGB probe picture."""
+    with probing(taps):
+        maps = taps(torch.zeros(1, 3, probe_size, probe_size))
+    # the nearest power of two: a stage without padding shrinks a little more than its stride
+    return [2 ** max(0, round(math.log2(probe_size / m.shape[-1]))) for m in maps]
+
+
+def set_output_stride(net: nn.Module, output_stride: int) -> None:
+    """Dilate ``net``'s last stages so that its maps stay at 1/``output_stride`` of the image
+    (its family's own ``dilate()``: cnnlab's ResNets and VGGs)."""
+    if callable(getattr(net, "dilate", None)):
+        net.dilate(output_stride)
+    elif output_stride != 32:
+        raise UserError(
+            f"model.output_stride={output_stride}: a {type(net).__name__} backbone cannot be "
+            "dilated; the ResNets (resnet18 to resnet152) and the VGGs can. Choose one of those "
+            "with model/backbone=NAME, or model.output_stride=32."
+        )
 
 
 def _last_conv_width(module: nn.Module) -> int:

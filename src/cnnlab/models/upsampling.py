@@ -1,8 +1,8 @@
 """Learned upsampling for FCNs: a transposed convolution that starts as bilinear interpolation.
 
 ``BilinearUpsample(channels, factor)`` maps (B, C, h, w) to (B, C, factor*h, factor*w) with a
-per-channel ``ConvTranspose2d`` (kernel 2*factor, stride factor, padding factor/2). Its weights
-start as the bilinear kernel, which makes it equal to
+transposed convolution (kernel 2*factor, stride factor, padding factor/2). Its weights start as
+the bilinear kernel, which makes it equal to
 ``F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)`` away from the
 border (at the border the transposed convolution sees zeros, interpolation repeats the edge);
 training then changes them like any other weights (Long et al. 2015, section 3.3).
@@ -23,29 +23,53 @@ def bilinear_kernel(size: int) -> torch.Tensor:
 
 
 class BilinearUpsample(nn.Module):
-    """Upsample each channel by an even integer ``factor`` (1 passes the input through)."""
+    """Upsample each channel by an even integer ``factor`` (1 passes the input through).
 
-    def __init__(self, channels: int, factor: int) -> None:
+    ``full``: the paper's intermediate upsamplings, C x C filters (every output class may draw
+    on every input class), bilinear on the diagonal and zero elsewhere at the start; otherwise
+    one filter per channel. ``learnable=False``: the kernel is a buffer, fixed bilinear for
+    good (the paper's last upsampling). ``padding``: the transposed convolution's, factor / 2 by
+    default (the output is then factor x the input's size); the paper's networks use 0 and crop.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        factor: int,
+        full: bool = False,
+        learnable: bool = True,
+        padding: int | None = None,
+    ) -> None:
         super().__init__()
         if factor < 1 or (factor > 1 and factor % 2):
             raise ValueError(f"upsampling factor must be 1 or even, not {factor}")
-        self.factor = factor
-        self.deconv = None
-        if factor > 1:
-            self.deconv = nn.ConvTranspose2d(
-                channels,
-                channels,
-                kernel_size=2 * factor,
-                stride=factor,
-                padding=factor // 2,
-                groups=channels,
-                bias=False,
-            )
-            with torch.no_grad():
-                self.deconv.weight.copy_(bilinear_kernel(2 * factor).expand_as(self.deconv.weight))
+        self.factor, self.kernel = factor, 2 * factor
+        self.padding = factor // 2 if padding is None else padding
+        self.groups = 1 if full else channels
+        if factor == 1:
+            self.weight = None
+            return
+        weight = torch.zeros(channels, channels // self.groups, self.kernel, self.kernel)
+        kernel = bilinear_kernel(self.kernel)
+        if full:
+            weight[range(channels), range(channels)] = kernel
+        else:
+            weight[:] = kernel
+        if learnable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.deconv is None else self.deconv(x)
+        if self.weight is None:
+            return x
+        return F.conv_transpose2d(
+            x, self.weight, stride=self.factor, padding=self.padding, groups=self.groups
+        )
+
+    def extra_repr(self) -> str:
+        learnable = isinstance(self.weight, nn.Parameter)
+        return f"factor={self.factor}, groups={self.groups}, learnable={learnable}"
 
 
 def fit_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -111,6 +111,57 @@ class VGG(nn.Module):
         """``features`` cut after each of the five max pools (strides 2 to 32)."""
         return pooled_trunk(self.features)
 
+    def fc_as_convolutions(self) -> nn.Sequential:
+        """The classifier made fully convolutional (Long et al. 2015), weights reshaped.
+
+        fc6 reads the whole 7x7x512 map, so it is a 7x7 convolution with 4,096 filters; fc7
+        and fc8 read a vector, so they are 1x1 convolutions. After ``features``, the result
+        slides the classifier over a map of any size; on the 7x7 map of a 224x224 image it
+        gives the classifier's logits, at 1x1. A ``small_input`` VGG (one linear layer after a
+        global pool) has no fc6/fc7 to convert: it gets the paper's, freshly initialised.
+        """
+        classifier = self.classifier
+        if isinstance(classifier, nn.Linear):  # small_input: the paper's fc6 to fc8, new weights
+            classifier = VGG(nn.Sequential(), classifier.out_features).classifier
+        first = classifier[0]
+        convs = []
+        for layer in classifier:
+            if not isinstance(layer, nn.Linear):
+                convs.append(layer)  # ReLU and dropout act the same on every position
+                continue
+            channels = 512 if layer is first else layer.in_features
+            side = int((layer.in_features // channels) ** 0.5)  # 7 for fc6, 1 after it
+            conv = nn.Conv2d(channels, layer.out_features, side)
+            with torch.no_grad():
+                conv.weight.copy_(layer.weight.reshape(conv.weight.shape))
+                conv.bias.copy_(layer.bias)
+            convs.append(conv)
+        return nn.Sequential(*convs)
+
+    def dilate(self, output_stride: int) -> None:
+        """Keep the maps at 1/``output_stride`` of the image (16 or 8; 32 changes nothing).
+
+        As DeepLab-LargeFOV does to VGG-16: the last pool (16), or the last two (8), become
+        3x3 max pools of stride 1 and padding 1, and the convolutions after a pool changed this
+        way are dilated by 2, so they see as far as before. The weights are untouched.
+        """
+        changed = {32: 0, 16: 1, 8: 2}.get(output_stride)
+        if changed is None:
+            raise UserError(
+                f"model.output_stride={output_stride}: a VGG can keep its maps at 1/32, 1/16 "
+                "or 1/8 of the image; choose 32, 16 or 8."
+            )
+        pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
+        for i in pools[len(pools) - changed :]:
+            self.features[i] = nn.MaxPool2d(3, stride=1, padding=1)
+        rate = 1
+        for i, layer in enumerate(self.features):
+            if i in pools[len(pools) - changed :]:
+                rate *= 2
+            elif isinstance(layer, nn.Conv2d) and rate > 1 and layer.kernel_size == (3, 3):
+                layer.dilation, layer.padding = (rate, rate), (rate, rate)
+        self.min_size = 2 ** (len(pools) - changed)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.min_size:
             raise UserError(

@@ -44,9 +44,12 @@ def _pair(value) -> tuple[int, int]:
 
 
 def _window(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """Kernel, stride and padding of a conv or pooling layer, each as (height, width)."""
+    """Kernel, stride and padding of a conv or pooling layer, each as (height, width). The
+    kernel is the span a dilated filter covers, d(f - 1) + 1, which is what the size rule takes."""
     stride = module.stride if module.stride is not None else module.kernel_size
-    return _pair(module.kernel_size), _pair(stride), _pair(module.padding)
+    rate = _pair(getattr(module, "dilation", 1))
+    span = tuple(d * (f - 1) + 1 for d, f in zip(rate, _pair(module.kernel_size), strict=True))
+    return span, _pair(stride), _pair(module.padding)
 
 
 def formula(n: int, f: int, s: int, p: int) -> tuple[str, float]:
@@ -69,10 +72,12 @@ def _size_notes(module: nn.Module, in_hw: tuple[int, ...], out_hw: tuple[int, ..
 
 
 def kernel_text(module: nn.Module) -> str:
-    """``11x11x3x96`` for a conv (kh x kw x in x out), ``3x3`` for a pool, ``in x out`` for FC."""
+    """``11x11x3x96`` for a conv (kh x kw x in x out; ``3x3x512x1024 rate 12`` when dilated),
+    ``3x3`` for a pool, ``in x out`` for FC."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
-        return f"{kh}x{kw}x{module.in_channels // module.groups}x{module.out_channels}"
+        rate = f" rate {module.dilation[0]}" if max(module.dilation) > 1 else ""
+        return f"{kh}x{kw}x{module.in_channels // module.groups}x{module.out_channels}{rate}"
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         kh, kw = _pair(module.kernel_size)
         return f"{kh}x{kw}"
