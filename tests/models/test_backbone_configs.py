@@ -16,7 +16,7 @@ from cnnlab.models.trunk import trunk_of
 
 MODELS = Path(config_dir()) / "model"
 BACKBONES = sorted(p.stem for p in (MODELS / "backbone").glob("*.yaml"))
-MERGED_INTO_EVERY_MODEL = ("channels_last", "compile")  # train.yaml's model node
+MERGED_INTO_EVERY_MODEL = ("channels_last", "compile", "crf")  # train.yaml's model node
 
 
 def meta_network(model_cfg) -> torch.nn.Module:

@@ -15,6 +15,7 @@ from cnnlab.callbacks.run_config import StoreConfig
 from cnnlab.errors import UserError
 from cnnlab.factory.configs import model_task, models_for_task
 from cnnlab.factory.weights import active_finetune, load_configured_weights
+from cnnlab.models.crf import CRFSettings, densecrf_module
 from cnnlab.models.registry import small_input_for
 from cnnlab.models.speed import apply_speed_switches
 from cnnlab.tasks.table import RECIPE_OFF, TASKS, get_task, load
@@ -102,10 +103,12 @@ def build_network(
     builder that takes it (torchvision's detectors); otherwise cnnlab loads it
     (``factory/weights.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
     eval, summaries) builds with fresh weights only. ``channels_last`` and ``compile`` are
-    cnnlab's speed switches, applied to the built network (``models/speed.py``).
+    cnnlab's speed switches, applied to the built network (``models/speed.py``); ``crf`` is
+    the task module's (``build_module``), no part of the network.
     """
     kwargs = OmegaConf.to_container(model_cfg, resolve=True)
     speed = {key: kwargs.pop(key, False) for key in ("channels_last", "compile")}
+    kwargs.pop("crf", None)
     target = kwargs["_target_"]
     takes = inspect.signature(get_method(target)).parameters
     weights = None if "weights" in takes else kwargs.pop("weights", None)
@@ -141,6 +144,8 @@ def build_module(
     ``load_weights``; a resumed run or an evaluation takes its weights from the checkpoint.
     """
     check_task(cfg.model, task)
+    # model.crf is absent from checkpoints written before the CRF existed: off
+    crf = build_crf(cfg, task) if cfg.model.get("crf") else None
     finetune = active_finetune(cfg.get("finetune"))
     if finetune and not get_task(task).finetune:
         raise UserError(
@@ -162,6 +167,8 @@ def build_module(
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     extra = {"backbone_lr_scale": finetune.backbone_lr_scale} if finetune else {}
     extra.update(recipe_kwargs(cfg.get("recipe"), task, "module"))
+    if crf is not None:
+        extra["crf"] = crf
     return module_cls(
         net=net,
         optimizer=instantiate(cfg.optimizer),
@@ -170,6 +177,20 @@ def build_module(
         **cfg.get("module", {}),
         **extra,
     )
+
+
+def build_crf(cfg: DictConfig, task: str, switch: str = "model.crf") -> CRFSettings:
+    """The fully connected CRF's settings (the ``crf`` node; keys it lacks, as in checkpoints
+    written before the CRF existed, keep their defaults), for a segmentation run only: ``switch``
+    (``model.crf`` or ``predict.crf``) is refused on other tasks."""
+    if task != "segmentation":
+        raise UserError(
+            f"{switch}=true refines segmentation masks with DeepLab's fully connected CRF; this "
+            f"run is {task}. Leave {switch} off, or use it with a segmentation checkpoint."
+        )
+    settings = CRFSettings.from_keys(OmegaConf.to_container(cfg.get("crf") or {}, resolve=True))
+    densecrf_module()  # a missing extra is named now, not after the network has run
+    return settings
 
 
 def link_proposals(model_cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:

@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from cnnlab.data.segmentation import IGNORE_INDEX
+from cnnlab.models.crf import CRFSettings, dense_crf
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
 from cnnlab.viz.images import image_grid, unnormalize
@@ -40,6 +41,10 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
     TensorBoard as ``val/predictions``, a grid of rows [image | true mask | predicted mask] in
     VOC colours. Optimizer and schedule work as in the classification module
     (OptimizationMixin); ``label_smoothing`` applies to the training loss.
+
+    With ``crf`` (``model.crf=true``) the test predictions are the argmax of each image's
+    softmax refined by DeepLab's fully connected CRF (``cnnlab.models.crf``) on the image
+    itself, un-normalised back to RGB; test/loss stays the network's own.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
         decay_norm_and_bias: bool = False,
         backbone_lr_scale: float = 1.0,
         num_logged_images: int = 4,
+        crf: CRFSettings | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -59,6 +65,7 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.num_logged_images = num_logged_images
+        self.crf = crf
         self._shown: list[torch.Tensor] = []  # this epoch's drawn validation tiles, 3 an image
         self.val_miou, self.test_miou = iou_metric(num_classes), iou_metric(num_classes)
         loss = MeanMetric(nan_strategy="disable")  # weighted by batch size; no NaN check sync
@@ -79,7 +86,7 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
         if aux:
             weight = getattr(self.net, "aux_weight", 0.0)
             loss = loss + weight * sum(self._pixel_loss(a, masks, label_smoothing) for a in aux)
-        return loss, scores.argmax(dim=1), masks
+        return loss, scores, masks
 
     @staticmethod
     def _pixel_loss(scores, masks, label_smoothing: float) -> torch.Tensor:
@@ -93,7 +100,8 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        loss, preds, masks = self._step(batch)
+        loss, scores, masks = self._step(batch)
+        preds = scores.argmax(dim=1)
         self.val_miou.update(preds, masks)
         self.val_loss.update(loss, weight=len(masks))
         self.log_epoch_metric("val/loss", self.val_loss, batch_idx, prog_bar=True)
@@ -113,13 +121,22 @@ class SegmentationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule
                 logger.experiment.add_image("val/predictions", grid, global_step=self.global_step)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        loss, preds, masks = self._step(batch)
+        loss, scores, masks = self._step(batch)
+        preds = scores.argmax(dim=1) if self.crf is None else self._crf_preds(batch[0], scores)
         for metric in (self.test_miou, self.test_pixel_acc, self.test_class_iou):
             metric.update(preds, masks)
         self.test_loss.update(loss, weight=len(masks))
         self.log_epoch_metric("test/loss", self.test_loss, batch_idx)
         self.log_epoch_metric("test/miou", self.test_miou, batch_idx)
         self.log_epoch_metric("test/pixel_acc", self.test_pixel_acc, batch_idx)
+
+    def _crf_preds(self, images: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Class ids (B, H, W) from each image's CRF-refined softmax. The scores already have
+        the images' size: the loss compares them with masks of that size."""
+        pictures = unnormalize(images)  # uint8 (B, 3, H, W) on the CPU: what the network saw
+        probs = scores.float().softmax(dim=1)
+        refined = [dense_crf(p, q, self.crf) for p, q in zip(pictures, probs, strict=True)]
+        return torch.stack(refined).argmax(dim=1)
 
     def on_test_epoch_end(self) -> None:
         for k, iou in enumerate(self.test_class_iou.compute()):
