@@ -8,10 +8,10 @@ set's picture at data.image_size), the true mask, the prediction, the prediction
 (default CRFSettings) and the pixels the CRF changed, labelled with that picture's mIoU before ->
 after the CRF (mean over the classes in truth or prediction). Without --index the picture is the
 first test picture holding all three shapes. The lineage (cnnlab-train -m
-experiment=segmentation_lineage ..., its arms in folders 0-6 in the sweep's order; each folder's
-.hydra/overrides.yaml names its arm) is drawn with
+experiment=segmentation_lineage lineage=fcn32s,...,fcn8s_vgg16 hydra.sweep.dir=L: its arms in
+folders 0-6 in the sweep's order; each folder's .hydra/overrides.yaml names its arm) is drawn with
 
-    L=/work/runs/seg_lineage; C=checkpoints/last.ckpt
+    C=checkpoints/last.ckpt
     python scripts/segmentation_pictures.py --run FCN-32s=$L/0/$C --run FCN-8s=$L/1/$C \\
         --run "DeepLab v1=$L/2/$C" --run "DeepLab v2=$L/3/$C" --run "DeepLab v3+=$L/4/$C" \\
         --run "FCN-32s VGG=$L/5/$C" --run "FCN-8s VGG=$L/6/$C"

@@ -92,6 +92,7 @@ def test_lr_finder_saves_its_curve_and_trains_with_the_suggestion(make_cfg, tmp_
         assert group["initial_lr"] == pytest.approx(suggested)
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_batch_size_finder_doubles_while_it_fits(make_cfg):
     whole_epoch = [o for o in TINY if "limit_train" not in o]
     metrics = train(make_cfg([*whole_epoch, "tune.batch_size_find=true", "tune.max_trials=2"]))

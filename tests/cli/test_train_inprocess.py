@@ -73,7 +73,11 @@ def test_overrides_typed_now_apply_on_the_stored_config(short_run, make_cfg, tmp
     assert merged.paths.output_dir == str(tmp_path / "ev2")  # this run's folder, not the old one
 
 
-@pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "onecycle"])
+@pytest.mark.parametrize(
+    "scheduler",  # cosine, the default, in the fast tier; the others about 1.2 s each
+    [pytest.param(s, marks=pytest.mark.slow) for s in ("none", "step")]
+    + ["cosine", pytest.param("onecycle", marks=pytest.mark.slow)],
+)
 def test_resume_for_longer_rebuilds_every_schedule(make_cfg, tmp_path, caplog, scheduler):
     one = [f"scheduler={scheduler}", "trainer.max_epochs=1", "trainer.enable_model_summary=false"]
     if scheduler == "step":

@@ -106,6 +106,7 @@ def assert_csv_matches(folder: Path) -> None:
                 )
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_two_real_runs_compared(make_cfg, tmp_path):
     sweep = tmp_path / "sweep"
     results = {}
@@ -348,6 +349,7 @@ def test_best_run_is_the_highest_peak_marked_in_tables_and_figure(tmp_path, monk
     assert right.get_ylabel() == "val/acc"
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_detection_and_segmentation_runs_rank_by_their_metric(tmp_path, monkeypatch):
     det = tmp_path / "det"
     fake_run(

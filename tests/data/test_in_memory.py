@@ -76,6 +76,7 @@ def _where(x: torch.Tensor, size: int = 16) -> tuple[int, int, bool]:
     return dy, dx, flipped
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_same_augmentation_distribution_as_the_ordinary_transforms():
     shift, draws, size = 2, 6000, 16
     image = _marker_image(size)

@@ -129,6 +129,7 @@ def test_torchvision_detectors_build_offline(name, params):
     assert sum(p.numel() for p in net.parameters()) == params
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_torchvision_mobilenet_trains_and_predicts():
     net = fasterrcnn_mobilenet_v3_large_fpn(num_classes=4, min_size=128, max_size=128)
     images, targets = images_and_targets()

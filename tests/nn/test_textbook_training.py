@@ -33,6 +33,7 @@ def train(norm: str, state: dict, steps: int = 5) -> tuple[list[float], torch.nn
     return losses, model
 
 
+@pytest.mark.slow  # about 1 s or more: the fast tier stays under 2 minutes
 def test_resnet18_losses_agree_with_torch_batch_norm():
     torch.manual_seed(0)
     state = get_model("resnet18", num_classes=10, in_channels=1).double().state_dict()
