@@ -173,32 +173,6 @@ def test_the_crf_on_a_classification_run_is_refused(make_cfg):
     assert build_crf(make_cfg(["crf.bi_w=5"]), "segmentation") == CRFSettings(bi_w=5)
 
 
-@pytest.fixture(scope="module")
-def shapes_checkpoint(tmp_path_factory):
-    """last.ckpt of one short epoch of FCN-32s on a ResNet-20 trunk, 32x32 shapes pictures."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from composing import compose_run
-
-    run_dir = tmp_path_factory.mktemp("train")
-    overrides = [
-        "data=shapes_segmentation",
-        "data.num_train=4",
-        "data.num_val=2",
-        "data.num_test=2",
-        "data.image_size=32",
-        "data.draw_size=32",
-        "data.batch_size=2",
-        "model=fcn32s",
-        "model/backbone=resnet20",
-        "logger=none",
-        "trainer.max_epochs=1",
-    ]
-    train(compose_run(overrides, "train", run_dir, run_dir / "data"))
-    GlobalHydra.instance().clear()
-    return run_dir / "checkpoints" / "last.ckpt"
-
-
 def without_crf_keys(checkpoint_path, out_path):
     """A copy of the checkpoint whose stored config lacks model.crf and the crf node, as one
     written before the CRF existed."""

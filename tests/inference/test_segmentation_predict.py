@@ -11,39 +11,11 @@ from PIL import Image
 
 from cnnlab.cli.eval import evaluate
 from cnnlab.cli.predict import predict
-from cnnlab.cli.train import train
 from cnnlab.data.segmentation import SegmentationTransform
 from cnnlab.inference.files import read_image
 from cnnlab.inference.segmentation import predict_mask, segment_images
 
 NAMES = ["background", "circle", "square", "triangle"]
-
-
-@pytest.fixture(scope="module")
-def shapes_checkpoint(tmp_path_factory):
-    """last.ckpt of one short epoch of FCN-32s on a ResNet-20 trunk, 32x32 shapes pictures."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from composing import compose_run
-
-    run_dir = tmp_path_factory.mktemp("train")
-    overrides = [
-        "data=shapes_segmentation",
-        "data.num_train=4",
-        "data.num_val=2",
-        "data.num_test=2",
-        "data.image_size=32",
-        "data.draw_size=32",
-        "data.batch_size=2",
-        "model=fcn32s",
-        "model/backbone=resnet20",
-        "logger=none",
-        "trainer.max_epochs=1",
-    ]
-    cfg = compose_run(overrides, "train", run_dir, run_dir / "data")
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def test_masks_come_back_in_the_inputs_own_pixels(shapes_checkpoint, make_cfg, tmp_path):
