@@ -99,3 +99,22 @@ def test_vgg_norm_picks_the_batch_norm_and_is_refused_without_one():
         get_model("vgg16", norm="torch")
     with pytest.raises(UserError, match="torch, textbook"):
         get_model("vgg16_bn", norm="foo")
+
+
+def test_lrn_is_the_papers_formula():
+    """Krizhevsky et al.: b_i = a_i / (k + alpha * sum_{j=i-n/2}^{i+n/2} a_j^2)^beta, with the sum
+    over the n=5 maps around i that exist, alpha=1e-4 (not torch's alpha / n), k=2, beta=0.75."""
+    from cnnlab.models.alexnet import lrn
+
+    a = torch.randn(2, 7, 4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = a * 10  # large activations, so that the constant matters
+    expected = torch.empty_like(a)
+    for i in range(a.shape[1]):
+        window = a[:, max(0, i - 2) : i + 3]
+        expected[:, i] = a[:, i] / (2.0 + 1e-4 * (window**2).sum(1)) ** 0.75
+    torch.testing.assert_close(lrn()(a), expected, rtol=1e-12, atol=1e-12)
+    weaker = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(a)  # alpha / 5 applied
+    assert not torch.allclose(weaker, expected, rtol=1e-3)
+    for name in ("alexnet_2012", "vgg11_lrn"):
+        norms = [m for m in get_model(name).features if isinstance(m, torch.nn.LocalResponseNorm)]
+        assert norms and all((m.size, m.alpha, m.k) == (5, 5e-4, 2.0) for m in norms)

@@ -108,3 +108,17 @@ def test_input_shapes_are_checked_like_torch():
         tnn.BatchNorm1d(3)(torch.randn(2, 3, 4, 4))
     with pytest.raises(ValueError, match="more than 1 value"):
         tnn.BatchNorm1d(3)(torch.randn(1, 3))
+
+
+def test_a_second_derivative_is_refused_not_wrong():
+    """The hand-written backward is first-order only: differentiating it again (a gradient
+    penalty's create_graph=True) raises, as torch's once_differentiable functions do."""
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    bn = tnn.BatchNorm2d(3).double()
+    (grad,) = torch.autograd.grad(bn(x).pow(3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad.pow(2).sum().backward()
+    # first derivatives are as before: equal to torch's
+    twin = torch.nn.BatchNorm2d(3).double()
+    (expected,) = torch.autograd.grad(twin(x).pow(3).sum(), x)
+    torch.testing.assert_close(grad.detach(), expected)

@@ -25,8 +25,10 @@ ZOO_POSITION = 2  # where the family's rows go in the model table (cnnlab.summar
 
 
 def lrn() -> nn.LocalResponseNorm:
-    """The paper's response normalisation: n=5 neighbouring maps, alpha=1e-4, beta=0.75, k=2."""
-    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+    """The paper's response normalisation, b = a / (k + alpha * sum a^2)^beta over n=5 neighbouring
+    maps, alpha=1e-4, beta=0.75, k=2. torch's layer divides its alpha by n (Caffe's convention),
+    so it is given n * 1e-4 = 5e-4 to apply the paper's 1e-4 to the sum."""
+    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 def _out_size(n: int, layer: nn.Conv2d | nn.MaxPool2d) -> tuple[int, int, int, int]:

@@ -61,7 +61,8 @@ INCEPTION = {
 
 
 def lrn() -> nn.LocalResponseNorm:
-    """bvlc_googlenet's response normalisation: 5 maps, alpha=1e-4, beta=0.75, k=1 (Caffe's)."""
+    """bvlc_googlenet's response normalisation: 5 maps, alpha=1e-4, beta=0.75, k=1. Caffe, like
+    torch, divides alpha by the 5 maps, so these are bvlc_googlenet's numbers as they stand."""
     return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
 
 

@@ -2,10 +2,14 @@
 
 Each channel is normalised over its m values in the mini-batch (m = N for (N, C) input,
 N*L for (N, C, L), N*H*W for (N, C, H, W)), then scaled by gamma and shifted by beta.
-The backward pass is the paper's chain rule written out line by line, not autograd's.
+The backward pass is the paper's chain rule written out line by line, not autograd's. It gives
+first derivatives only: a second derivative (``create_graph=True`` and backward again, as a
+gradient penalty does) raises a RuntimeError rather than return wrong values, because the lines
+below are not differentiated themselves; use torch.nn.BatchNorm2d for that.
 """
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def _stat_dims(x: torch.Tensor) -> tuple[int, ...]:
@@ -40,6 +44,7 @@ class BatchNormFunction(torch.autograd.Function):
         return y, batch_mean, batch_var
 
     @staticmethod
+    @once_differentiable  # the hand-written lines below are not themselves differentiated
     def backward(ctx, dl_dy: torch.Tensor, _dl_dmean: torch.Tensor, _dl_dvar: torch.Tensor):
         x, gamma, mu, var = ctx.saved_tensors
         dims = _stat_dims(x)
