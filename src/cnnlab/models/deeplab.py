@@ -25,6 +25,7 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models.aspp import ASPP, PyramidScores, conv_bn_relu
+from cnnlab.models.segmentation import check_segmenter_inputs
 from cnnlab.models.trunk import StageTaps, freeze_stages, set_output_stride, tap_strides, trunk_of
 
 TASK = "segmentation"
@@ -129,15 +130,7 @@ class V3PlusHead(nn.Module):
 
 
 def _check(backbone, num_classes: int, in_channels: int, output_stride: int) -> None:
-    if not isinstance(backbone, nn.Module):
-        raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
-    if in_channels != 3:
-        raise UserError(
-            f"DeepLab takes RGB images (in_channels=3), but the data gives {in_channels} "
-            "channel(s). Use a segmentation data set with colour images."
-        )
-    if num_classes < 2:
-        raise UserError(f"num_classes={num_classes}: segmentation needs the background and 1+.")
+    check_segmenter_inputs("DeepLab takes", backbone, num_classes, in_channels)
     if output_stride not in (8, 16, 32):
         raise UserError(f"model.output_stride={output_stride}: choose 8, 16 or 32.")
 

@@ -84,6 +84,20 @@ class FCN(nn.Module):
         return fit_to(self.final_up(scores), height, width)
 
 
+def check_segmenter_inputs(model: str, backbone, num_classes: int, in_channels: int) -> None:
+    """What every segmenter on a cnnlab backbone needs: a built network, RGB, 2+ classes.
+    ``model`` starts the RGB message ("FCNs here take", "DeepLab takes")."""
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
+    if in_channels != 3:
+        raise UserError(
+            f"{model} RGB images (in_channels=3), but the data gives {in_channels} "
+            "channel(s). Use a segmentation data set with colour images."
+        )
+    if num_classes < 2:
+        raise UserError(f"num_classes={num_classes}: segmentation needs the background and 1+.")
+
+
 def _fcn(
     backbone: nn.Module,
     num_classes: int,
@@ -94,15 +108,7 @@ def _fcn(
     first_padding: int = 100,
     **kwargs,
 ) -> FCN | PaperFCN:
-    if not isinstance(backbone, nn.Module):
-        raise TypeError(f"backbone must be a built network, not a {type(backbone).__name__}")
-    if in_channels != 3:
-        raise UserError(
-            f"FCNs here take RGB images (in_channels=3), but the data gives {in_channels} "
-            "channel(s). Use a segmentation data set with colour images."
-        )
-    if num_classes < 2:
-        raise UserError(f"num_classes={num_classes}: segmentation needs the background and 1+.")
+    check_segmenter_inputs("FCNs here take", backbone, num_classes, in_channels)
     if callable(getattr(backbone, "fc_as_convolutions", None)):  # VGG: the paper's own FCN
         return PaperFCN(backbone, num_classes, skips, first_padding=first_padding, **kwargs)
     return FCN(backbone, num_classes, skips, head_channels, dropout, **kwargs)
