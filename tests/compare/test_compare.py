@@ -28,6 +28,7 @@ TEXTBOOK = [
     "textbook/adagrad",
     "textbook/rmsprop",
     "textbook/adam",
+    "textbook/adadelta",
 ]
 
 
@@ -230,7 +231,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, layout, m
 
 
 @pytest.mark.slow
-def test_optimizer_comparison_experiment_is_a_five_job_sweep():
+def test_optimizer_comparison_experiment_is_a_six_job_sweep():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -247,18 +248,19 @@ def test_optimizer_comparison_experiment_is_a_five_job_sweep():
     sweep = cfg.hydra.sweeper.params.optimizer
     assert sweep.split(",") == TEXTBOOK
     override = OverridesParser.create().parse_overrides([f"optimizer={sweep}"])[0]
-    assert list(override.sweep_string_iterator()) == TEXTBOOK  # five jobs, in this order
+    assert list(override.sweep_string_iterator()) == TEXTBOOK  # six jobs, in this order
     assert [get_class(r._target_).__name__ for r in rules] == [
         "SGD",
         "Momentum",
         "AdaGrad",
         "RMSProp",
         "Adam",
+        "Adadelta",
     ]
     assert cfg.scheduler.name == "none" and cfg.scheduler.warmup_epochs == 0  # constant rate
     assert cfg.model._target_ == "cnnlab.models.lenet.lenet"
     assert cfg.data._target_.endswith("DigitsDataModule") and cfg.seed == 42
-    assert cfg.trainer.max_epochs <= 10  # five jobs stay short on a CPU
+    assert cfg.trainer.max_epochs <= 10  # six jobs stay short on a CPU
     assert "optimizer_comparison" in cfg.hydra.sweep.dir
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.optim import SGD, AdaGrad, Adam, Momentum, RMSProp
+from cnnlab.optim import SGD, Adadelta, AdaGrad, Adam, Momentum, RMSProp
 
 # name -> (our class, its arguments, the torch twin, the same rule in torch's words)
 TWINS = {
@@ -38,6 +38,12 @@ TWINS = {
         {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
         torch.optim.Adam,
         {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
+    ),
+    "adadelta": (
+        Adadelta,
+        {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
+        torch.optim.Adadelta,
+        {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
     ),
 }
 TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-5}  # relative, after 50 steps
@@ -211,6 +217,8 @@ def test_the_multi_tensor_path_is_the_default(monkeypatch):
         lambda ps: AdaGrad(ps, weight_decay=-1.0),
         lambda ps: RMSProp(ps, rho=1.0),
         lambda ps: Adam(ps, betas=(0.9, 1.0)),
+        lambda ps: Adadelta(ps, rho=1.5),
+        lambda ps: Adadelta(ps, rho=-0.1),
     ],
 )
 def test_impossible_hyperparameters_are_refused(make):
@@ -254,3 +262,11 @@ def test_worked_steps(foreach):
     # step is eps * sign(g): three steps move each coordinate by 3 eps.
     theta = steps_from_zero(Adam, 3, lr=0.001, foreach=foreach)
     assert theta == approx([-0.003, 0.003], rel=1e-6)
+    # Adadelta: E[g^2] = E[dx^2] = 0 at first, so E[g^2] <- (1 - rho) g^2 and the first step is
+    # -lr sqrt(eps) / sqrt((1 - rho) g^2 + eps) g: tiny, about -lr sqrt(eps / (1 - rho)) sign(g)
+    # where (1 - rho) g^2 dwarfs eps (g = 3), 1.2 % less for g = -0.02 ((1 - rho) g^2 = 40 eps).
+    theta = steps_from_zero(Adadelta, 1, lr=0.5, rho=0.9, eps=1e-6, foreach=foreach)
+    expected = [-0.5 * math.sqrt(1e-6) / math.sqrt(0.1 * g * g + 1e-6) * g for g in G]
+    assert theta == approx(expected, rel=1e-12)
+    assert theta[0] == approx(-0.5 * math.sqrt(1e-5), rel=1e-6)
+    assert theta[1] == approx(0.5 * math.sqrt(1e-5) / math.sqrt(1.025), rel=1e-12)

@@ -1,4 +1,4 @@
-"""cnnlab-optviz: the paths of the five textbook update rules on 2-D test functions, as PNGs."""
+"""cnnlab-optviz: the paths of the six textbook update rules on 2-D test functions, as PNGs."""
 
 import argparse
 from pathlib import Path
@@ -14,8 +14,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Draw the paths of SGD, Momentum, AdaGrad, RMSProp and Adam over the contour "
-        "lines of 2-D test functions: one PNG per function (optviz_<function>.png).",
+        description="Draw the paths of SGD, Momentum, AdaGrad, RMSProp, Adam and Adadelta over the "
+        "contour lines of 2-D test functions: one PNG per function (optviz_<function>.png).",
     )
     parser.add_argument(
         "--function",

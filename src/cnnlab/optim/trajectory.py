@@ -4,13 +4,21 @@ import math
 
 import torch
 
-from cnnlab.optim import SGD, AdaGrad, Adam, Momentum, RMSProp
+from cnnlab.optim import SGD, Adadelta, AdaGrad, Adam, Momentum, RMSProp
 from cnnlab.optim.testfunctions import Objective
 
 
 def textbook_rules() -> dict[str, type[torch.optim.Optimizer]]:
-    """The five update rules of the lecture, by name, in the order they are taught."""
-    return {"SGD": SGD, "Momentum": Momentum, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
+    """The six update rules of the lecture, by name: the five in the order they are taught, then
+    Adadelta, ConvNetJS's demo optimizer."""
+    return {
+        "SGD": SGD,
+        "Momentum": Momentum,
+        "AdaGrad": AdaGrad,
+        "RMSProp": RMSProp,
+        "Adam": Adam,
+        "Adadelta": Adadelta,
+    }
 
 
 def descend(

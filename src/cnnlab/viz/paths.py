@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnlab.optim.testfunctions import Objective
 
-COLORS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple")  # one per rule, fixed
+COLORS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:brown")  # per rule
 GRID = 300  # contour grid points per axis
 
 
