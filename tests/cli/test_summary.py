@@ -1,19 +1,31 @@
-"""cnnlab-summary: layer rows, totals, inexact-division notes and too-small inputs."""
+"""cnnlab-summary: layer rows, totals, receptive fields, inexact-division notes and too-small
+inputs."""
 
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
+import cnnlab.nn
 from cnnlab.cli.summary import summary
 from cnnlab.errors import UserError
-from cnnlab.models import list_models
+from cnnlab.models import get_model, list_models
+from cnnlab.summary.layer_table import layer_table
 
 
 def row(text: str, name: str) -> str:
     """The table row of layer ``name``."""
     return next(line for line in text.splitlines() if line.split()[:1] == [name])
+
+
+def rf_jump(text: str, name: str) -> tuple[str, str]:
+    """The RF and Jump cells of layer ``name`` (the three columns after them hold no spaces)."""
+    cells = row(text, name).split()
+    return cells[-5], cells[-4]
 
 
 def test_lenet_totals(make_cfg) -> None:
@@ -25,6 +37,9 @@ def test_lenet_totals(make_cfg) -> None:
     assert "Trainable params: 61,706" in text
     assert "6 x 28 x 28" in row(text, "features.0")
     assert "note:" not in text  # every LeNet division is exact at 32
+    assert rf_jump(text, "features.5") == ("16", "4")  # S4: 16 pixels, units 4 apart
+    assert rf_jump(text, "classifier.1") == ("32", "4")  # C5 reads all 5x5: 16 + 4 * 4 = 32
+    assert rf_jump(text, "classifier.3") == ("32", "4")  # F6 after the flatten: the same
 
 
 def test_resnet18_conv1_row_and_note(make_cfg) -> None:
@@ -41,6 +56,72 @@ def test_depth_lists_stages(make_cfg) -> None:
     assert "512 x 7 x 7" in row(text, "layer4")
     assert "layer4.0.conv1" not in text
     assert "Total params: 11,689,512" in text
+    # through every shortcut: an add keeps the larger field of its two inputs
+    assert rf_jump(text, "layer4") == ("435", "32")
+    assert rf_jump(text, "avgpool") == ("627", "224")  # the global pool sees 435 + 6 * 32
+
+
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_2012"])
+def test_alexnet_pool5_receptive_field(make_cfg, name: str) -> None:
+    if name not in list_models():
+        pytest.skip(f"{name} is not registered")
+    text = summary(make_cfg([f"model={name}"], config_name="summary"))
+    pools = [line.split()[0] for line in text.splitlines() if line.startswith("features.")]
+    pool5 = [n for n in pools if row(text, n).split()[1] == "3x3"][-1]  # the last max pool
+    assert rf_jump(text, pool5) == ("195", "32")
+
+
+def test_vgg16_pool5_receptive_field(make_cfg) -> None:
+    text = summary(make_cfg(["model=vgg16"], config_name="summary"))
+    assert "2x2" in row(text, "features.30")
+    assert rf_jump(text, "features.30") == ("212", "32")
+
+
+def test_textbook_layers_give_the_same_rows() -> None:
+    """LeNet-5 built from cnnlab.nn's convolution and pooling summarises as torch's does."""
+    textbook = nn.Sequential(
+        OrderedDict(
+            features=nn.Sequential(
+                cnnlab.nn.Conv2d(1, 6, kernel_size=5),
+                nn.ReLU(inplace=True),
+                cnnlab.nn.MaxPool2d(2),
+                cnnlab.nn.Conv2d(6, 16, kernel_size=5),
+                nn.ReLU(inplace=True),
+                cnnlab.nn.AvgPool2d(2),
+            ),
+            classifier=nn.Sequential(nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU()),
+        )
+    )
+    reference = get_model("lenet", num_classes=10, in_channels=1)
+    reference.features[5] = nn.AvgPool2d(2)  # as in the textbook copy: both kinds of pooling
+    reference.classifier = reference.classifier[:3]
+    ours, torchs = layer_table(textbook, 32, 1), layer_table(reference, 32, 1)
+
+    def cells(table):
+        return [(r.name, r.kernel, r.output, r.rf, r.jump, r.params, r.macs) for r in table.rows]
+
+    assert cells(ours) == cells(torchs)
+    assert ours.rows[-2].rf == 32 and ours.rows[-2].kernel == "400x120"
+    assert (ours.total_params, ours.total_macs) == (torchs.total_params, torchs.total_macs)
+
+
+def test_branches_take_the_larger_field() -> None:
+    """An Inception-style concat of a 3x3 and a 5x5 branch sees what the 5x5 sees."""
+
+    class TwoBranches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(1, 4, 3, stride=2, padding=1)  # RF 3, jump 2
+            self.small = nn.Conv2d(4, 4, 3, padding=1)  # 3 + 2 * 2 = 7
+            self.large = nn.Conv2d(4, 4, 5, padding=4, dilation=2)  # span 9: 3 + 8 * 2 = 19
+            self.merge = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem(x)
+            return self.merge(torch.cat([self.small(x), self.large(x)], 1))
+
+    rows = {r.name: (r.rf, r.jump) for r in layer_table(TwoBranches(), 16, 1).rows}
+    assert rows == {"stem": (3, 2), "small": (7, 2), "large": (19, 2), "merge": (19, 2)}
 
 
 def test_alexnet_2012_first_row(make_cfg) -> None:

@@ -1,8 +1,9 @@
-"""A layer-by-layer table of a network: shapes, parameters, multiply-accumulates.
+"""A layer-by-layer table of a network: shapes, receptive fields, parameters, mult-adds.
 
 One forward pass on a zero image, with hooks on the listed modules, records what each layer
 makes. Conv and pooling rows check the lecture's rule (N - F + 2P)/S + 1 and note where the
-division is not exact (torch rounds down and drops the last pixels).
+division is not exact (torch rounds down and drops the last pixels); the receptive field and
+jump of each output come from ``receptive_field``.
 """
 
 from collections.abc import Callable
@@ -11,9 +12,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cnnlab import nn as textbook
 from cnnlab.errors import UserError
+from cnnlab.summary.receptive_field import WINDOWED, FieldTracker, pair, window
 
-_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+_CONVS = (nn.Conv2d, textbook.Conv2d)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, textbook.MaxPool2d, textbook.AvgPool2d)
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Row:
     macs: int
     fc_params: int | None = None
     notes: list[str] = field(default_factory=list)
+    rf: float | None = None  # side of the square of input pixels one output unit sees
+    jump: float | None = None  # input pixels between neighbouring output units
 
 
 @dataclass
@@ -39,19 +45,6 @@ class LayerTable:
     total_macs: int
 
 
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-def _window(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """Kernel, stride and padding of a conv or pooling layer, each as (height, width). The
-    kernel is the span a dilated filter covers, d(f - 1) + 1, which is what the size rule takes."""
-    stride = module.stride if module.stride is not None else module.kernel_size
-    rate = _pair(getattr(module, "dilation", 1))
-    span = tuple(d * (f - 1) + 1 for d, f in zip(rate, _pair(module.kernel_size), strict=True))
-    return span, _pair(stride), _pair(module.padding)
-
-
 def formula(n: int, f: int, s: int, p: int) -> tuple[str, float]:
     """The lecture's output-size formula with the numbers filled in, and its value."""
     size = (n - f + 2 * p) / s + 1
@@ -60,10 +53,10 @@ def formula(n: int, f: int, s: int, p: int) -> tuple[str, float]:
 
 def _size_notes(module: nn.Module, in_hw: tuple[int, ...], out_hw: tuple[int, ...]) -> list[str]:
     """A note per side whose division (N - F + 2P)/S + 1 leaves a remainder."""
-    if not isinstance(module, _WINDOWED) or len(in_hw) != 2 or len(out_hw) != 2:
+    if not isinstance(module, WINDOWED) or len(in_hw) != 2 or len(out_hw) != 2:
         return []
     notes = []
-    for side, n, f, s, p, got in zip(("H", "W"), in_hw, *_window(module), out_hw, strict=True):
+    for side, n, f, s, p, got in zip(("H", "W"), in_hw, *window(module), out_hw, strict=True):
         text, size = formula(n, f, s, p)
         if size != int(size) and (side == "H" or in_hw[0] != in_hw[1]):
             kept = "the last pixels are dropped" if got < size else "ceil_mode pads the end"
@@ -74,12 +67,13 @@ def _size_notes(module: nn.Module, in_hw: tuple[int, ...], out_hw: tuple[int, ..
 def kernel_text(module: nn.Module) -> str:
     """``11x11x3x96`` for a conv (kh x kw x in x out; ``3x3x512x1024 rate 12`` when dilated),
     ``3x3`` for a pool, ``in x out`` for FC."""
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, _CONVS):
         kh, kw = module.kernel_size
         rate = f" rate {module.dilation[0]}" if max(module.dilation) > 1 else ""
-        return f"{kh}x{kw}x{module.in_channels // module.groups}x{module.out_channels}{rate}"
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        kh, kw = _pair(module.kernel_size)
+        per_filter = module.in_channels // getattr(module, "groups", 1)
+        return f"{kh}x{kw}x{per_filter}x{module.out_channels}{rate}"
+    if isinstance(module, _POOLS):
+        kh, kw = pair(module.kernel_size)
         return f"{kh}x{kw}"
     if isinstance(module, nn.Linear):
         return f"{module.in_features}x{module.out_features}"
@@ -88,9 +82,9 @@ def kernel_text(module: nn.Module) -> str:
 
 def macs(module: nn.Module, out: torch.Tensor) -> int:
     """Multiply-accumulates of one call: conv and linear layers; others count as 0."""
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, _CONVS):
         kh, kw = module.kernel_size
-        return out.numel() * (module.in_channels // module.groups) * kh * kw
+        return out.numel() * (module.in_channels // getattr(module, "groups", 1)) * kh * kw
     if isinstance(module, nn.Linear):
         return out.numel() // module.out_features * module.in_features * module.out_features
     return 0
@@ -127,8 +121,8 @@ def too_small(model: nn.Module, start: str | None, size: int) -> UserError | Non
         if not seen:
             seen = name == start
             continue
-        if isinstance(module, _WINDOWED):
-            (f, _), (s, _), (p, _) = _window(module)
+        if isinstance(module, WINDOWED):
+            (f, _), (s, _), (p, _) = window(module)
             text, new = formula(size, f, s, p)
             if new < 1:
                 return UserError(
@@ -150,6 +144,7 @@ def layer_table(
     leaf_macs: list[tuple[str, int]] = []
     counted: set[str] = set()
     last = {"done": None, "side": input_size}
+    fields = FieldTracker(model)
 
     def hook(name: str, module: nn.Module) -> Callable[..., None]:
         def record(_mod, inputs, out) -> None:
@@ -167,7 +162,7 @@ def layer_table(
             params = 0 if name in counted else _params(module)
             counted.add(name)
             fc = None
-            if isinstance(module, (nn.Conv2d, nn.Linear)) and x is not None:
+            if isinstance(module, (*_CONVS, nn.Linear)) and x is not None:
                 n_in, n_out = x[0].numel(), out[0].numel()
                 fc = n_in * n_out + n_out
             inner = sum(m for n, m in leaf_macs if n == name or n.startswith(name + "."))
@@ -176,6 +171,7 @@ def layer_table(
                 if x is not None
                 else []
             )
+            seen = fields.get(out)
             rows.append(
                 Row(
                     name,
@@ -185,6 +181,8 @@ def layer_table(
                     macs(module, out) if own else inner,
                     fc,
                     notes,
+                    rf=None if seen is None else seen.rf,
+                    jump=None if seen is None else seen.jump,
                 )
             )
 
@@ -194,8 +192,10 @@ def layer_table(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size))
+        with torch.no_grad(), fields:
+            image = torch.zeros(1, in_channels, input_size, input_size)
+            fields.start(image)
+            model(image)
     except (UserError, RuntimeError, ValueError) as e:
         error = too_small(model, last["done"], last["side"])
         if error is not None:
@@ -223,14 +223,22 @@ def big(n: int) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def pixels(value: float | None) -> str:
+    """A receptive field or jump in input pixels: ``195``, ``0.28`` after an upsampling, ``-``
+    where the output has none (detections, sampled boxes)."""
+    return "-" if value is None else f"{round(value, 2):g}"
+
+
 def render(table: LayerTable) -> str:
     """The table as text: one row per call, notes under their row, then the totals."""
-    head = ("Layer", "Kernel", "Output", "Params", "Mult-adds", "Params if FC")
+    head = ("Layer", "Kernel", "Output", "RF", "Jump", "Params", "Mult-adds", "Params if FC")
     cells = [
         (
             r.name,
             r.kernel or "-",
             r.output,
+            pixels(r.rf),
+            pixels(r.jump),
             f"{r.params:,}",
             f"{r.macs:,}",
             "-" if r.fc_params is None else big(r.fc_params),
@@ -241,7 +249,7 @@ def render(table: LayerTable) -> str:
 
     def line(c: tuple[str, ...]) -> str:
         left = [c[i].ljust(widths[i]) for i in range(3)]
-        right = [c[i].rjust(widths[i]) for i in range(3, 6)]
+        right = [c[i].rjust(widths[i]) for i in range(3, len(head))]
         return "  ".join(left + right).rstrip()
 
     rule = "-" * len(line(head))
