@@ -118,3 +118,32 @@ def test_lrn_is_the_papers_formula():
     for name in ("alexnet_2012", "vgg11_lrn"):
         norms = [m for m in get_model(name).features if isinstance(m, torch.nn.LocalResponseNorm)]
         assert norms and all((m.size, m.alpha, m.k) == (5, 5e-4, 2.0) for m in norms)
+
+
+@pytest.mark.slow  # two 224-layout AlexNets: ~1.3 s
+def test_alexnet_2012_two_towers_have_the_papers_parameter_count():
+    """groups=2: conv2, conv4 and conv5 read only their own GPU's half of the maps."""
+    net = get_model("alexnet_2012", groups=2)
+    assert sum(p.numel() for p in net.parameters()) == 60_965_224
+    assert sum(p.numel() for p in get_model("alexnet_2012").parameters()) == 62_378_344
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2]
+    assert convs[1].weight.shape == (256, 48, 5, 5)
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    with pytest.raises(UserError, match="model.groups=3"):
+        get_model("alexnet_2012", groups=3)
+
+
+@pytest.mark.slow  # ~1.5 s
+def test_alexnet_2012_paper_initialisation():
+    torch.manual_seed(0)
+    net = get_model("alexnet_2012", init="paper")
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    biases = [float(layer.bias.unique()) for layer in convs + linears]
+    assert biases == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]  # conv1-5, fc6, fc7, fc8
+    for layer in convs + linears:
+        assert abs(float(layer.weight.mean())) < 1e-3
+        assert float(layer.weight.std()) == pytest.approx(0.01, rel=0.05)
+    with pytest.raises(UserError, match="model.init='xavier'"):
+        get_model("alexnet_2012", init="xavier")

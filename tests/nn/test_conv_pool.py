@@ -211,3 +211,46 @@ def test_pool_modules_equal_torch_modules():
     x = torch.randn(2, 3, 9, 9)
     torch.testing.assert_close(tnn.MaxPool2d(3, 2, 1)(x), torch.nn.MaxPool2d(3, 2, 1)(x))
     torch.testing.assert_close(tnn.AvgPool2d(2)(x), torch.nn.AvgPool2d(2)(x))
+
+
+@pytest.mark.parametrize(("channels", "filters", "groups"), [(4, 6, 2), (6, 9, 3), (4, 4, 4)])
+def test_grouped_conv2d_equals_torch_in_output_and_gradients(channels, filters, groups):
+    x = torch.randn(2, channels, 9, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(filters, channels // groups, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(filters, dtype=torch.float64, requires_grad=True)
+    ours = tf.conv2d(x, w, b, stride=2, padding=1, groups=groups)
+    theirs = F.conv2d(x, w, b, stride=2, padding=1, groups=groups)
+    torch.testing.assert_close(ours, theirs)
+    grads = [torch.autograd.grad(out.square().sum(), (x, w, b)) for out in (ours, theirs)]
+    for g_ours, g_theirs in zip(*grads, strict=True):
+        torch.testing.assert_close(g_ours, g_theirs)
+
+
+def test_grouped_conv2d_reads_only_its_own_channels():
+    """Filter group 0 must not see the second half of the channels: changing them leaves the
+    first half of the output maps as it was."""
+    layer = tnn.Conv2d(4, 6, 3, padding=1, groups=2)
+    assert layer.weight.shape == (6, 2, 3, 3)
+    x = torch.randn(1, 4, 5, 5)
+    changed = x.clone()
+    changed[:, 2:] += 1.0
+    torch.testing.assert_close(layer(x)[:, :3], layer(changed)[:, :3])
+    assert not torch.allclose(layer(x)[:, 3:], layer(changed)[:, 3:])
+
+
+def test_grouped_conv2d_refuses_channels_that_do_not_split():
+    with pytest.raises(ValueError, match="groups=2"):
+        tnn.Conv2d(3, 6, 3, groups=2)
+
+
+@pytest.mark.parametrize("side", range(5, 14))
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [(3, 2, 0), (3, 2, 1), (2, 2, 0), (5, 3, 2)]
+)
+def test_max_pool_ceil_mode_equals_torch(side, kernel, stride, padding):
+    x = torch.randn(2, 3, side, side + 1, dtype=torch.float64, requires_grad=True)
+    ours = tf.max_pool2d(x, kernel, stride, padding, ceil_mode=True)
+    theirs = F.max_pool2d(x, kernel, stride, padding, ceil_mode=True)
+    torch.testing.assert_close(ours, theirs)
+    g_ours, g_theirs = (torch.autograd.grad(out.sum(), x)[0] for out in (ours, theirs))
+    torch.testing.assert_close(g_ours, g_theirs)

@@ -16,8 +16,10 @@ from cnnlab.errors import UserError
 from cnnlab.factory.configs import model_task, models_for_task
 from cnnlab.factory.weights import active_finetune, load_configured_weights
 from cnnlab.models.crf import CRFSettings, densecrf_module
+from cnnlab.models.parts import choose_head
 from cnnlab.models.registry import small_input_for
 from cnnlab.models.speed import apply_speed_switches
+from cnnlab.models.textbook import choose_layers
 from cnnlab.tasks.table import RECIPE_OFF, TASKS, get_task, load
 
 log = logging.getLogger("cnnlab")
@@ -102,14 +104,25 @@ def build_network(
     network with its own ``weights``, and handed to the model's builder. ``weights`` goes to a
     builder that takes it (torchvision's detectors); otherwise cnnlab loads it
     (``factory/weights.py``), as it does ``finetune.weights``; ``load_weights=False`` (resume,
-    eval, summaries) builds with fresh weights only. ``channels_last`` and ``compile`` are
-    cnnlab's speed switches, applied to the built network (``models/speed.py``); ``crf`` is
-    the task module's (``build_module``), no part of the network.
+    eval, summaries) builds with fresh weights only. ``layers=textbook`` swaps cnnlab.nn's
+    convolution, pooling and batch norm into a classification network once its weights are
+    in (``models/textbook.py``). ``channels_last`` and ``compile`` are cnnlab's speed switches,
+    applied to the built network (``models/speed.py``); ``crf`` is the task module's
+    (``build_module``), no part of the network. With ``finetune``, ``finetune.head`` says which
+    layers are the new head (``models/parts.py``) before the weights are loaded around it.
     """
     kwargs = OmegaConf.to_container(model_cfg, resolve=True)
     speed = {key: kwargs.pop(key, False) for key in ("channels_last", "compile")}
     kwargs.pop("crf", None)
+    layers = kwargs.pop("layers", "torch")
     target = kwargs["_target_"]
+    if layers != "torch" and model_task(target) != "classification":
+        raise UserError(
+            f"model.layers={layers}: the textbook layers replace those of classification "
+            f"networks (lenet, alexnet, vgg*, resnet*, googlenet); "
+            f"{target.rsplit('.', 1)[-1]} is a {model_task(target)} model. Keep model.layers="
+            "torch here."
+        )
     takes = inspect.signature(get_method(target)).parameters
     weights = None if "weights" in takes else kwargs.pop("weights", None)
     if not load_weights:  # a builder that loads weights itself builds without them
@@ -122,6 +135,11 @@ def build_network(
             image_size,
         )
     if isinstance(kwargs.get("backbone"), dict):
+        if kwargs["backbone"].get("layers", "torch") != "torch":
+            raise UserError(
+                "model.backbone.layers=textbook: a detector's or FCN's backbone keeps torch's "
+                "layers (the textbook ones serve classification networks). Leave it at torch."
+            )
         kwargs["backbone"] = build_network(
             OmegaConf.create(kwargs["backbone"]),
             1000,  # the backbone's own classifier is not used; 1,000 fits ImageNet weights
@@ -130,9 +148,11 @@ def build_network(
             load_weights=load_weights,
         )
     net = instantiate(kwargs, num_classes=num_classes, in_channels=in_channels)
+    if finetune:
+        choose_head(net, finetune.get("head", "classifier"))  # checkpoints from before: whole
     if load_weights:
         load_configured_weights(net, target.rsplit(".", 1)[-1], weights, finetune)
-    return apply_speed_switches(net, **speed)
+    return apply_speed_switches(choose_layers(net, layers), **speed)
 
 
 def build_module(
@@ -223,7 +243,12 @@ def build_callbacks(
         callbacks.append(StoreConfig(config))
     if active_finetune(finetune_cfg):
         callbacks.append(
-            Finetune(finetune_cfg.strategy, finetune_cfg.freeze_epochs, finetune_cfg.train_bn)
+            Finetune(
+                finetune_cfg.strategy,
+                finetune_cfg.freeze_epochs,
+                finetune_cfg.train_bn,
+                finetune_cfg.get("trainable_layers"),  # absent from older run configs
+            )
         )
     if nan_guard_cfg is not None and nan_guard_cfg.get("policy") is not None:
         from cnnlab.callbacks.nan_guard import NanGuard

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
+from cnnlab.models.parts import conv_stages
 from cnnlab.models.registry import register_model
 
 TASK = "classification"
@@ -37,6 +38,10 @@ class LeNet5(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(84, num_classes),
         )
+
+    def finetune_stages(self) -> list[list[nn.Module]]:
+        """C1-S2 and C3-S4: ``finetune.trainable_layers=N`` trains the last N of them."""
+        return conv_stages(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):

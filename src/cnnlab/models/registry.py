@@ -5,6 +5,7 @@ from collections.abc import Callable
 from torch import nn
 
 from cnnlab.errors import UserError
+from cnnlab.models.textbook import choose_layers
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _TORCHVISION_WEIGHTS: list[str] = []  # names whose state dict is torchvision's model of that name
@@ -41,12 +42,13 @@ def list_models(sorted_: bool = True) -> list[str]:
     return sorted(_BUILDERS) if sorted_ else list(_BUILDERS)
 
 
-def get_model(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` with the builder's keyword arguments."""
+def get_model(name: str, layers: str = "torch", **kwargs) -> nn.Module:
+    """Build the registered model ``name`` with the builder's keyword arguments; ``layers=
+    "textbook"`` swaps in cnnlab.nn's convolution, pooling and batch norm (``models/textbook``)."""
     if name not in _BUILDERS:
         available = ", ".join(list_models())
         raise UserError(f"There is no model named {name!r}. Available models: {available}.")
-    return _BUILDERS[name](**kwargs)
+    return choose_layers(_BUILDERS[name](**kwargs), layers)
 
 
 # Images at most this many pixels a side get the small-input (CIFAR-style) layout when a model

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
+from cnnlab.nn.layers import CONV2D, MAX_POOL2D
 
 
 @dataclass
@@ -41,7 +42,7 @@ def pooled_trunk(features: nn.Sequential) -> Trunk:
     for i, layer in enumerate(features):
         children.append((f"features{i}", layer))
         current.append(f"features{i}")
-        if isinstance(layer, nn.MaxPool2d):
+        if isinstance(layer, MAX_POOL2D):
             stages.append(current)
             current = []
     if current:  # layers after the last pool join the last stage
@@ -130,7 +131,7 @@ def set_output_stride(net: nn.Module, output_stride: int) -> None:
 
 
 def _last_conv_width(module: nn.Module) -> int:
-    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+    return [m for m in module.modules() if isinstance(m, CONV2D)][-1].out_channels
 
 
 def _classes_with_trunk() -> list[str]:

@@ -59,8 +59,10 @@ def conv2d(
     stride: IntPair = 1,
     padding: IntPair = 0,
     dilation: IntPair = 1,
+    groups: int = 1,
 ) -> torch.Tensor:
-    """2-D cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C, kh, kw), as torch's.
+    """2-D cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C/groups, kh, kw), as
+    torch's.
 
     Each output number is the dot product w^T x + b of one filter with one kh x kw x C chunk
     of the (zero-padded) input. ``unfold`` lays every chunk out as a column (im2col), so all
@@ -72,18 +74,29 @@ def conv2d(
     square, still with 9 weights. DeepLab uses it to widen each output's field of view
     without adding weights and without the pooling or stride that would lower the map's
     resolution; a 3x3 at rate d with padding d keeps the size, as a 3x3 with padding 1 does.
+
+    ``groups`` g splits the channels into g independent convolutions: filter group k reads only
+    input channels k*C/g to (k+1)*C/g - 1. AlexNet's two-GPU towers are g = 2 (each tower's
+    conv2, conv4 and conv5 saw only its own half of the maps), with 1/g of the weights.
     """
     batch, channels, height, width = x.shape
     out_channels, in_channels, kh, kw = weight.shape
-    if in_channels != channels:
-        raise ValueError(f"conv2d: weight takes {in_channels} channels, the input has {channels}")
+    if in_channels * groups != channels or out_channels % groups:
+        raise ValueError(
+            f"conv2d: {groups} group(s) of a weight for {in_channels} channels need "
+            f"{in_channels * groups} input channels, the input has {channels}; and the "
+            f"{out_channels} filters must split evenly into the groups"
+        )
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1  # d(k - 1) + 1: the effective size
     out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     # (B, C*kh*kw, out_h*out_w): one column per chunk, its taps dh rows and dw columns apart
     cols = F.unfold(x, (kh, kw), dilation=(dh, dw), padding=(ph, pw), stride=(sh, sw))
-    filters = weight.reshape(out_channels, -1)  # (O, C*kh*kw), the same (c, i, j) order
-    out = filters @ cols  # (B, O, out_h*out_w): every dot product at once
+    # a group's channels are one block of rows: (B, g, C/g*kh*kw, L)
+    cols = cols.reshape(batch, groups, in_channels * kh * kw, -1)
+    filters = weight.reshape(groups, out_channels // groups, -1)  # (g, O/g, C/g*kh*kw), (c, i, j)
+    out = filters @ cols  # (B, g, O/g, out_h*out_w): every dot product of every group at once
+    out = out.reshape(batch, out_channels, -1)  # the groups' filters side by side
     if bias is not None:
         out = out + bias.reshape(1, -1, 1)  # one bias per filter
     return out.reshape(batch, out_channels, out_h, out_w)

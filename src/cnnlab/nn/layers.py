@@ -29,6 +29,7 @@ class Conv2d(nn.Module):
         stride: IntPair = 1,
         padding: IntPair = 0,
         dilation: IntPair = 1,
+        groups: int = 1,
         bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -37,10 +38,16 @@ class Conv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
         self.dilation = pair(dilation)  # taps d apart; an attribute, not a buffer, as in torch
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: {in_channels} input and {out_channels} output channels must both "
+                f"split evenly into groups={groups}"
+            )
+        self.groups = groups  # each group of filters reads its own C/groups input channels
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, *self.kernel_size, **factory)
-        )  # (O, C, kh, kw)
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory)
+        )  # (O, C/groups, kh, kw)
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         self.reset_parameters()
 
@@ -49,17 +56,18 @@ class Conv2d(nn.Module):
         and biases from the same range."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            bound = 1 / math.sqrt(self.weight[0].numel())  # fan_in = C * kh * kw
+            bound = 1 / math.sqrt(self.weight[0].numel())  # fan_in = C/groups * kh * kw
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         settings = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
-        return conv2d(x, self.weight, self.bias, **settings)  # (B, O, H', W')
+        return conv2d(x, self.weight, self.bias, groups=self.groups, **settings)  # (B, O, H', W')
 
     def extra_repr(self) -> str:
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}{groups}, "
             f"bias={self.bias is not None}"
         )
 
@@ -76,10 +84,24 @@ class _Pool2d(nn.Module):
 
 
 class MaxPool2d(_Pool2d):
-    """The largest value of each window, per channel (stride defaults to the kernel size)."""
+    """The largest value of each window, per channel (stride defaults to the kernel size);
+    ``ceil_mode`` rounds the output size up, as torch's does."""
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode = ceil_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class AvgPool2d(_Pool2d):
@@ -87,3 +109,10 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+# torch's class and the textbook one: model code that looks for a layer type (the first
+# convolution, the pools that end a stage) accepts either, so model.layers=textbook keeps working
+CONV2D = (nn.Conv2d, Conv2d)
+MAX_POOL2D = (nn.MaxPool2d, MaxPool2d)
+AVG_POOL2D = (nn.AvgPool2d, AvgPool2d)
