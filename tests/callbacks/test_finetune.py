@@ -9,7 +9,8 @@ from cnnlab.callbacks.finetune import Finetune
 from cnnlab.cli.train import train
 from cnnlab.errors import UserError
 from cnnlab.models import get_model
-from cnnlab.models.parts import split_parameters
+from cnnlab.models.parts import backbone_stages, choose_head, head_names, split_parameters
+from cnnlab.models.weights import load_pretrained
 from cnnlab.optim.param_groups import finetune_groups
 
 FAST = ["data.samples_per_class=4", "data.batch_size=8", "logger=none", "callbacks=none"]
@@ -158,3 +159,113 @@ def test_scratch_ignores_the_weights(make_cfg, pretrained, caplog):
     with caplog.at_level("INFO", logger="cnnlab"):
         train(cfg)
     assert "finetune=scratch: random initialisation" in caplog.text
+
+
+def small_alexnet(num_classes: int = 10):
+    torch.manual_seed(0)
+    return get_model("alexnet", num_classes=num_classes, in_channels=1, small_input=True)
+
+
+def test_head_linear_is_the_output_layer_and_classifier_the_whole_classifier():
+    net = small_alexnet()
+    choose_head(net, "linear")
+    assert head_names(net) == ("classifier.6",)
+    _, head = split_parameters(net)
+    assert sum(p.numel() for p in head) == 1024 * 10 + 10
+    choose_head(net, "classifier")
+    assert head_names(net) == ("classifier",)
+    assert sum(p.numel() for p in split_parameters(net)[1]) == sum(
+        p.numel() for p in net.classifier.parameters()
+    )
+    resnet = get_model("resnet20")
+    choose_head(resnet, "linear")  # one linear layer already: the same head
+    assert head_names(resnet) == ("fc",)
+    with pytest.raises(UserError, match="linear .* classifier"):
+        choose_head(net, "mlp")
+
+
+def test_head_linear_loads_the_pretrained_hidden_layers_and_freezes_them(tmp_path):
+    """The lecture's feature extraction: fc6 and fc7 come from the file and stay fixed; only
+    the new output layer trains (head=classifier would re-initialise and train all three)."""
+    source = small_alexnet()
+    path = tmp_path / "alexnet.pt"
+    torch.save(source.state_dict(), path)
+    counts = {}
+    for head in ("linear", "classifier"):
+        net = small_alexnet(num_classes=3)
+        torch.manual_seed(1)
+        net.classifier.apply(
+            lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else 0
+        )
+        choose_head(net, head)
+        load_pretrained(net, path=path, new_head=True)
+        fc6_loaded = torch.equal(net.classifier[1].weight, source.classifier[1].weight)
+        assert fc6_loaded == (head == "linear")
+        apply(Finetune("feature_extract"), net, 0)
+        counts[head] = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        assert net.classifier[6].weight.requires_grad
+        assert net.classifier[1].weight.requires_grad == (head == "classifier")
+    assert counts == {
+        "linear": 1024 * 3 + 3,
+        "classifier": sum(p.numel() for p in small_alexnet(3).classifier.parameters()),
+    }
+
+
+def test_trainable_layers_trains_only_the_deepest_stages():
+    net = get_model("resnet20", num_classes=5, in_channels=1)
+    callback = Finetune("gradual", freeze_epochs=1, trainable_layers=1)
+    apply(callback, net, 0)  # the head alone
+    assert trainable(net.layer3.parameters()) == {False} and trainable(net.fc.parameters()) == {
+        True
+    }
+    apply(callback, net, 1)  # then the last stage too, the rest stays frozen
+    assert trainable(net.layer3.parameters()) == {True}
+    assert trainable(net.layer2.parameters()) == trainable(net.conv1.parameters()) == {False}
+    net.train()
+    callback.on_train_batch_start(None, None, None, 0)
+    assert not net.bn1.training and not net.layer2[0].bn1.training and net.layer3[0].bn1.training
+
+
+def test_trainable_layers_counts_stages_per_family():
+    alexnet = small_alexnet()
+    choose_head(alexnet, "classifier")
+    assert [s.name for s in backbone_stages(alexnet)] == [
+        "features.0-features.2", "features.3-features.5", "features.6-features.7",
+        "features.8-features.9", "features.10-features.12",
+    ]  # fmt: skip
+    choose_head(alexnet, "linear")  # the kept fc6 and fc7 are one more, the deepest, stage
+    assert backbone_stages(alexnet)[-1].name == "classifier.1-classifier.4"
+    apply(Finetune("full", trainable_layers=2), alexnet, 0)
+    assert alexnet.features[10].weight.requires_grad and alexnet.classifier[1].weight.requires_grad
+    assert not alexnet.features[8].weight.requires_grad
+    vgg = get_model("vgg11", num_classes=10, in_channels=1, small_input=True)
+    assert len(backbone_stages(vgg)) == 5  # its five blocks
+    assert [s.name for s in backbone_stages(get_model("resnet18"))][1:] == [
+        "layer1", "layer2", "layer3", "layer4",
+    ]  # fmt: skip
+
+
+def test_trainable_layers_beyond_the_stages_or_with_feature_extract_is_refused():
+    net = get_model("resnet20", num_classes=5, in_channels=1)
+    with pytest.raises(UserError, match="has 4 stages .*conv1-bn1, layer1, layer2, layer3"):
+        apply(Finetune("full", trainable_layers=5), net, 0)
+    with pytest.raises(UserError, match="finetune=full .*trainable_layers=N"):
+        Finetune("feature_extract", trainable_layers=2)
+
+
+@pytest.mark.parametrize(
+    ("head", "trainable_count"), [("linear", 84 * 3 + 3), ("classifier", 58539)]
+)
+def test_feature_extract_prints_the_trainable_counts_of_the_head(
+    make_cfg, tmp_path, caplog, head, trainable_count
+):
+    torch.manual_seed(0)
+    path = tmp_path / "lenet.pt"
+    torch.save(get_model("lenet").state_dict(), path)
+    cfg = make_cfg(
+        ["model=lenet", "finetune=feature_extract", f"finetune.weights={path}"]
+        + [f"finetune.head={head}", "data.classes=[5,6,7]", "debug=fast_dev_run"]
+    )
+    with caplog.at_level("INFO", logger="cnnlab"):
+        train(cfg)
+    assert f"Fine-tuning (feature_extract): {trainable_count:,} parameters trainable" in caplog.text
