@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import get_model
-from cnnlab.optim import SGD, AdaGrad, Adam, Momentum, RMSProp
+from cnnlab.optim import SGD, Adadelta, AdaGrad, Adam, Momentum, RMSProp
 
 # rule -> (ours, the torch twin), both with the same hyperparameters
 PAIRS: dict[str, tuple[Callable, Callable]] = {
@@ -46,6 +46,10 @@ PAIRS: dict[str, tuple[Callable, Callable]] = {
     "Adam": (
         lambda ps: Adam(ps, lr=0.001),
         lambda ps: torch.optim.Adam(ps, lr=0.001, foreach=True),
+    ),
+    "Adadelta": (
+        lambda ps: Adadelta(ps, lr=1.0, rho=0.9, eps=1e-6),
+        lambda ps: torch.optim.Adadelta(ps, lr=1.0, rho=0.9, eps=1e-6, foreach=True),
     ),
 }
 

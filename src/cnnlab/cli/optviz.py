@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps",
         type=int,
         default=None,
-        help="update steps per rule (default: each function's own, 60 and 1000)",
+        help="update steps per rule (default: each function's own, 80 and 1000)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("."), help="folder for the pictures (default: .)"
