@@ -71,6 +71,7 @@ def test_alexnet_pool5_receptive_field(make_cfg, name: str) -> None:
     assert rf_jump(text, pool5) == ("195", "32")
 
 
+@pytest.mark.slow  # VGG-16 at 224: about 1.4 s
 def test_vgg16_pool5_receptive_field(make_cfg) -> None:
     text = summary(make_cfg(["model=vgg16"], config_name="summary"))
     assert "2x2" in row(text, "features.30")
