@@ -30,3 +30,19 @@ def compose_run(
         del cfg["hydra"]
     run_dir.mkdir(parents=True, exist_ok=True)
     return cfg
+
+
+def tiny_segmentation(size: int) -> list[str]:
+    """Overrides for a one-epoch segmentation run on 4/2/2 generated shapes pictures of
+    ``size`` pixels, without a logger: the smallest real run of the segmentation task."""
+    return [
+        "data=shapes_segmentation",
+        "data.num_train=4",
+        "data.num_val=2",
+        "data.num_test=2",
+        f"data.image_size={size}",
+        f"data.draw_size={size}",
+        "data.batch_size=2",
+        "logger=none",
+        "trainer.max_epochs=1",
+    ]

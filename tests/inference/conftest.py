@@ -5,7 +5,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from cnnlab.cli.train import train
 
-from composing import compose_run
+from composing import compose_run, tiny_segmentation
 
 
 @pytest.fixture(scope="session")
@@ -14,17 +14,9 @@ def shapes_checkpoint(tmp_path_factory):
     tests only read it (one that needs another checkpoint writes a changed copy)."""
     run_dir = tmp_path_factory.mktemp("train")
     overrides = [
-        "data=shapes_segmentation",
-        "data.num_train=4",
-        "data.num_val=2",
-        "data.num_test=2",
-        "data.image_size=32",
-        "data.draw_size=32",
-        "data.batch_size=2",
+        *tiny_segmentation(32),
         "model=fcn32s",
         "model/backbone=resnet20",
-        "logger=none",
-        "trainer.max_epochs=1",
     ]
     train(compose_run(overrides, "train", run_dir, run_dir / "data"))
     GlobalHydra.instance().clear()

@@ -13,7 +13,7 @@ from cnnlab.cli.eval import evaluate
 from cnnlab.cli.predict import predict
 from cnnlab.cli.train import train
 
-from composing import compose_run
+from composing import compose_run, tiny_segmentation
 
 MODELS = {  # model, backbone and the settings that keep it small
     "deeplab_v1": ["model=deeplab_v1", "model/backbone=vgg11", "model.channels=32", "model.rate=2"],
@@ -28,15 +28,7 @@ MODELS = {  # model, backbone and the settings that keep it small
 def test_train_eval_and_predict(name, make_cfg, tmp_path):
     run_dir = tmp_path / "train"
     overrides = [
-        "data=shapes_segmentation",
-        "data.num_train=4",
-        "data.num_val=2",
-        "data.num_test=2",
-        "data.image_size=48",
-        "data.draw_size=48",
-        "data.batch_size=2",
-        "logger=none",
-        "trainer.max_epochs=1",
+        *tiny_segmentation(48),
         *MODELS[name],
     ]
     train(compose_run(overrides, "train", run_dir, run_dir / "data"))

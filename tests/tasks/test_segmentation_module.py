@@ -11,6 +11,8 @@ from cnnlab.cli.train import train
 from cnnlab.errors import UserError
 from cnnlab.tasks.segmentation import SegmentationModule
 
+from composing import tiny_segmentation
+
 K = 4
 
 
@@ -48,16 +50,8 @@ def test_logged_metrics_equal_a_confusion_matrix():
 
 def test_one_epoch_through_cnnlab_train(make_cfg, tmp_path):
     overrides = [
-        "data=shapes_segmentation",
-        "data.num_train=4",
-        "data.num_val=2",
-        "data.num_test=2",
-        "data.image_size=48",
-        "data.draw_size=48",
-        "data.batch_size=2",
+        *tiny_segmentation(48),
         "model=fcn8s",
-        "logger=none",
-        "trainer.max_epochs=1",
     ]
     run = tmp_path / "run"
     metrics = train(make_cfg(overrides, run_dir=run))
