@@ -99,11 +99,11 @@ def backbone_stages(net: nn.Module) -> list[Stage]:
     GoogLeNet's four). Backbone layers outside them, the pretrained fully connected layers
     that ``finetune.head=linear`` keeps, are one more stage, the deepest."""
     own = getattr(net, "finetune_stages", None)
-    groups = own() if callable(own) else [
-        [trunk.body.get_submodule(n) for n in names]
-        for trunk in [trunk_of(net)]
-        for names in trunk.stages
-    ]  # fmt: skip
+    if callable(own):
+        groups = own()
+    else:
+        trunk = trunk_of(net)
+        groups = [[trunk.body.get_submodule(n) for n in stage] for stage in trunk.stages]
     names = {id(m): n for n, m in net.named_modules()}
     stages = [Stage(_span(names, g), g) for g in groups]
     covered = {id(p) for g in groups for m in g for p in m.parameters()}
