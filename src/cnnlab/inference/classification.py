@@ -8,6 +8,17 @@ from cnnlab.inference.files import name_of, unique_stems, write_json
 from cnnlab.viz.images import caption, save_png
 
 
+def class_probs(net, image, transform, image_size: int | None, device) -> torch.Tensor:
+    """The class probabilities (K,) of one PIL image, resized to ``image_size`` x ``image_size``
+    and passed through the evaluation ``transform`` as in training."""
+    if image_size and image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size))
+    with torch.inference_mode():
+        out = net(transform(image).unsqueeze(0).to(device))
+    logits = out[0] if isinstance(out, tuple | list) else out
+    return logits.softmax(dim=1)[0].cpu()
+
+
 def classify_images(net, images: list, out_dir: Path, datamodule, names, settings) -> list[dict]:
     """``images`` [(path, PIL)] -> out_dir/predictions.json [{"file", "label", "class_name",
     "score", "top5"}] (``settings.top_k`` classes) and, with ``settings.draw``,
@@ -19,13 +30,7 @@ def classify_images(net, images: list, out_dir: Path, datamodule, names, setting
     rows: list[dict] = []
     stems = unique_stems([p for p, _ in images])
     for (path, image), stem in zip(images, stems, strict=True):
-        resized = image
-        if image_size and image.size != (image_size, image_size):
-            resized = image.resize((image_size, image_size))
-        with torch.inference_mode():
-            out = net(transform(resized).unsqueeze(0).to(device))
-        logits = out[0] if isinstance(out, tuple | list) else out
-        probs = logits.softmax(dim=1)[0].cpu()
+        probs = class_probs(net, image, transform, image_size, device)
         scores, labels = probs.topk(min(top_k, len(probs)))
         top = [
             {"label": int(lab), "class_name": name_of(int(lab), names), "score": round(float(s), 4)}
