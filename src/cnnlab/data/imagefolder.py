@@ -6,6 +6,10 @@ split is the validation split. Every image is converted to RGB when read, so gre
 RGBA files can sit side by side. Files without an image extension (notes.txt) are left out with
 a warning that names them; a file with an image extension that PIL cannot read stops the run
 naming it, unless ``skip_corrupt``.
+
+With ``faces``, every photo of every split stands in for its largest face, aligned by the eyes
+and cropped once into ``faces_cache_dir`` (``cnnlab.data.face_crops``); photos without a face
+are left out with one warning, and the rest of the pipeline reads the crops.
 """
 
 import logging
@@ -18,6 +22,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 from cnnlab.data.classification import ClassificationDataModule
+from cnnlab.data.face_crops import CropCounts, face_crops
+from cnnlab.data.faces import FaceSettings
 from cnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -99,6 +105,14 @@ class ImageFolderDataModule(ClassificationDataModule):
         std: Sequence[float] = IMAGENET_STD,
         val_fraction: float = 0.1,
         skip_corrupt: bool = False,
+        faces: bool = False,
+        face_cascade: str = FaceSettings.cascade,
+        face_scale_factor: float = FaceSettings.scale_factor,
+        face_min_neighbors: int = FaceSettings.min_neighbors,
+        face_min_size: int = FaceSettings.min_size,
+        face_margin: float = FaceSettings.margin,
+        face_align: bool = FaceSettings.align,
+        faces_cache_dir: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(root=root, image_size=image_size, hflip=hflip, **kwargs)
@@ -106,7 +120,20 @@ class ImageFolderDataModule(ClassificationDataModule):
         self.val_fraction = val_fraction
         self.skip_corrupt = skip_corrupt
         self.skipped = 0
+        self.faces = faces
+        self.face_settings = FaceSettings.from_keys(
+            {
+                "face_cascade": face_cascade,
+                "face_scale_factor": face_scale_factor,
+                "face_min_neighbors": face_min_neighbors,
+                "face_min_size": face_min_size,
+                "face_margin": face_margin,
+                "face_align": face_align,
+            }
+        )
+        self.faces_cache_dir = faces_cache_dir or os.path.join(root, ".faces_cache")
         self._classes: list[str] | None = None
+        self._splits: dict[str, list[tuple[str, int]]] | None = None
 
     def split_dir(self, split: str) -> str:
         return os.path.join(self.root, split)
@@ -169,19 +196,84 @@ class ImageFolderDataModule(ClassificationDataModule):
                     bad.append(path)
                 else:
                     kept[split].append((path, target))
+        self._count_skipped(bad)
+        return kept
+
+    def _count_skipped(self, bad: list[str]) -> None:
         self.skipped = len(bad)
         if bad:
             log.warning("skipped %d unreadable images: %s", len(bad), ", ".join(bad[:5]))
+
+    def _read_photo(self, path: str) -> Image.Image | None:
+        """The photo as RGB; None for an unreadable one with ``skip_corrupt`` (else it raises)."""
+        try:
+            return load_rgb(path)
+        except UserError:
+            if self.skip_corrupt:
+                return None
+            raise
+
+    def _face_splits(self, splits: dict[str, list]) -> dict[str, list]:
+        """Every split's photos replaced by their face crops (``face_crops``); photos without a
+        face left out with one warning; a class left without training images is an error."""
+        counts = CropCounts()
+        kept = {
+            split: face_crops(
+                samples, self.face_settings, self.faces_cache_dir, self._read_photo, counts
+            )
+            for split, samples in splits.items()
+        }
+        log.info(
+            "face crops in %s: %d reused, %d photos searched for a face",
+            self.faces_cache_dir,
+            counts.reused,
+            counts.searched,
+        )
+        self._count_skipped(counts.unreadable)
+        if counts.no_face:
+            log.warning(
+                "no face found in %d photo(s), left out: %s%s",
+                len(counts.no_face),
+                ", ".join(counts.no_face[:5]),
+                ", ..." if len(counts.no_face) > 5 else "",
+            )
+        hint = (
+            "Crop the faces larger in the photos, or let the detector find more: lower "
+            f"data.face_min_neighbors (now {self.face_settings.min_neighbors}) or "
+            f"data.face_min_size (now {self.face_settings.min_size}), or try "
+            "data.face_cascade=haarcascade_frontalface_alt2.xml."
+        )
+        found = {target for _, target in kept["train"]}
+        for i, name in enumerate(self.all_class_names):
+            if i not in found:
+                raise UserError(
+                    f"No face was found in any training photo of the class {name} "
+                    f"({os.path.join(self.split_dir('train'), name)}). {hint}"
+                )
+        for split, samples in kept.items():
+            if not samples:
+                raise UserError(
+                    f"No face was found in any photo of {self.split_dir(split)}. {hint}"
+                )
         return kept
 
-    def _build(self, train_tf, eval_tf):
-        splits = {"train": self._samples("train")}
-        for split in ("val", "test"):
-            if os.path.isdir(self.split_dir(split)):
-                splits[split] = self._samples(split)
-        if self.skip_corrupt:
-            splits = self._drop_unreadable(splits)
+    def _sample_splits(self) -> dict[str, list[tuple[str, int]]]:
+        """The (image file, class index) pairs of each split present, worked out once (the
+        in-memory path builds the datasets a second time)."""
+        if self._splits is None:
+            splits = {"train": self._samples("train")}
+            for split in ("val", "test"):
+                if os.path.isdir(self.split_dir(split)):
+                    splits[split] = self._samples(split)
+            if self.faces:
+                splits = self._face_splits(splits)  # opens each new photo: skip_corrupt there
+            elif self.skip_corrupt:
+                splits = self._drop_unreadable(splits)
+            self._splits = splits
+        return self._splits
 
+    def _build(self, train_tf, eval_tf):
+        splits = self._sample_splits()
         if "val" in splits:
             train = ImageListDataset(splits["train"], train_tf)
             val = ImageListDataset(splits["val"], eval_tf)
