@@ -44,6 +44,7 @@ def test_random_erasing_comes_after_normalisation():
     assert kinds.index(v2.RandomErasing) == kinds.index(v2.Normalize) + 1
 
 
+@pytest.mark.slow  # a short training run: ~1 s
 def test_modern_recipe_trains_with_its_ingredients(make_cfg, tmp_path):
     cfg = make_cfg([*TINY, "recipe=modern", "model=resnet20"])
     assert cfg.module.label_smoothing == 0.1 and cfg.scheduler.warmup_epochs == 1

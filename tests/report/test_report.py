@@ -161,6 +161,7 @@ def console_messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
 
 
+@pytest.mark.slow  # a headless browser: ~1.6 s
 def test_page_renders_in_headless_chromium(page, tmp_path):
     browser = find_chromium()
     if browser is None:

@@ -48,6 +48,7 @@ def test_logged_metrics_equal_a_confusion_matrix():
     assert 0 < logged["test/loss"] == pytest.approx(expected_loss.item(), rel=0.05)
 
 
+@pytest.mark.slow  # an FCN-8s epoch: ~1.2 s
 def test_one_epoch_through_cnnlab_train(make_cfg, tmp_path):
     overrides = [
         *tiny_segmentation(48),
