@@ -28,3 +28,17 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory):
+    """last.ckpt of a one-epoch digits LeNet (composed like cnnlab-train would), shared by the
+    tests that only read it (predict, export)."""
+    from cnnlab.cli.train import train
+
+    run_dir = tmp_path_factory.mktemp("train")
+    overrides = ["trainer.max_epochs=1", "data.batch_size=64", "logger=none"]
+    cfg = compose_run(overrides, "train", run_dir, run_dir / "data")
+    train(cfg)
+    GlobalHydra.instance().clear()
+    return run_dir / "checkpoints" / "last.ckpt"

@@ -12,25 +12,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from cnnlab.cli.predict import predict
-from cnnlab.cli.train import train
 from cnnlab.errors import UserError
 from cnnlab.inference.detection import detect_images
 from cnnlab.inference.files import image_paths, read_image
-
-
-@pytest.fixture(scope="module")
-def digits_checkpoint(tmp_path_factory):
-    """last.ckpt of a one-epoch digits LeNet (composed like cnnlab-train would)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from composing import compose_run
-
-    run_dir = tmp_path_factory.mktemp("train")
-    overrides = ["trainer.max_epochs=1", "data.batch_size=64", "logger=none"]
-    cfg = compose_run(overrides, "train", run_dir, run_dir / "data")
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def write_digits(folder, count: int = 4) -> list[int]:

@@ -1,0 +1,106 @@
+"""cnnlab-export: a digits LeNet and a shapes FCN as ONNX and TorchScript, checked against
+PyTorch, with model.json; any batch size; a failed check and a missing extra refused."""
+
+import json
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from cnnlab.cli.export import export
+from cnnlab.errors import UserError
+from cnnlab.factory.restore import restore
+
+pytestmark = pytest.mark.slow  # torch's ONNX exporter takes 3 to 5 s a network
+
+
+def exported(ckpt, make_cfg, tmp_path, *overrides):
+    cfg = make_cfg([f"ckpt_path={ckpt}", *overrides], "export", tmp_path / "export")
+    return export(cfg)
+
+
+def onnx_outputs(path, x: torch.Tensor) -> torch.Tensor:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+
+def test_classifier_to_onnx_with_its_description(digits_checkpoint, make_cfg, tmp_path):
+    path = exported(digits_checkpoint, make_cfg, tmp_path)
+    assert path.name == "model.onnx"
+    info = json.loads((path.parent / "model.json").read_text())
+    assert info["task"] == "classification" and info["format"] == "onnx"
+    assert info["class_names"] == [str(d) for d in range(10)] and info["num_classes"] == 10
+    assert info["input"] == {
+        "channels": 1, "height": 32, "width": 32, "image_size": 32, "dynamic_batch": True,
+    }  # fmt: skip
+    assert info["mean"] == [0.3056] and info["std"] == [0.3237]
+    assert info["checkpoint"] == str(digits_checkpoint) and info["opset"] == 18
+    assert 0 <= info["max_abs_diff"] <= 1e-4
+    net = restore(digits_checkpoint).module.net.eval()
+    for batch in (1, 3):  # the batch axis is dynamic
+        x = torch.randn(batch, 1, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(onnx_outputs(path, x), net(x), rtol=0, atol=1e-4)
+
+
+def test_classifier_to_torchscript(digits_checkpoint, make_cfg, tmp_path):
+    path = exported(digits_checkpoint, make_cfg, tmp_path, "format=torchscript")
+    assert (
+        path.name == "model.pt"
+        and json.loads((path.parent / "model.json").read_text())["format"] == "torchscript"
+    )
+    net = restore(digits_checkpoint).module.net.eval()
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(path))(x), net(x), rtol=0, atol=1e-5)
+
+
+def test_segmenter_to_onnx_gives_maps_at_the_input_size(shapes_checkpoint, make_cfg, tmp_path):
+    path = exported(shapes_checkpoint, make_cfg, tmp_path)
+    info = json.loads((path.parent / "model.json").read_text())
+    assert info["task"] == "segmentation" and info["num_classes"] == 4
+    side = info["input"]["height"]
+    out = onnx_outputs(path, torch.randn(2, 3, side, side))
+    assert out.shape == (2, 4, side, side)
+
+
+def test_a_check_that_fails_keeps_no_file_and_names_the_difference(
+    digits_checkpoint, make_cfg, tmp_path
+):
+    with pytest.raises(UserError, match=r"by up to [0-9.e-]+ on the test .*export.atol=0:"):
+        exported(digits_checkpoint, make_cfg, tmp_path, "export.atol=0")
+    assert not (tmp_path / "export" / "model.onnx").exists()
+
+
+def test_a_perturbed_export_is_refused(digits_checkpoint, make_cfg, tmp_path, monkeypatch):
+    """The file is written from a network whose first weight was moved by 0.05, and the check
+    against the unchanged network catches it."""
+    import cnnlab.inference.export as module
+
+    write = module.write_onnx
+
+    def perturbed(net, example, path, settings):
+        weight = next(net.parameters())
+        with torch.no_grad():
+            weight.add_(0.05)
+            write(net, example, path, settings)
+            weight.sub_(0.05)
+
+    monkeypatch.setattr(module, "write_onnx", perturbed)
+    with pytest.raises(UserError, match=r"by up to 0\.[0-9]+ on .*export.atol=0.0001"):
+        exported(digits_checkpoint, make_cfg, tmp_path)
+
+
+def test_missing_onnx_names_the_extra(digits_checkpoint, make_cfg, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError(name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
+    with pytest.raises(UserError, match=r"pip install 'cnnlab\[export\]'"):
+        exported(digits_checkpoint, make_cfg, tmp_path)
