@@ -104,7 +104,7 @@ def test_color_jitter_changes_the_image_only():
     """Detection and segmentation take recipe.color_jitter: colours change, boxes and masks
     stay, and values stay in range."""
     from cnnlab.data.detection import DetectionTransform
-    from cnnlab.data.segmentation import SegmentationTransform
+    from cnnlab.data.transforms import SegmentationTransform
 
     torch.manual_seed(0)
     image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from cnnlab.data.segmentation import IMAGENET_MEAN, IMAGENET_STD, SegmentationTransform
 from cnnlab.data.shapes import draw_scene
 from cnnlab.data.shapes_segmentation import ShapesSegmentationDataModule, class_mask
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, SegmentationTransform
 
 
 def small_dm(**kwargs) -> ShapesSegmentationDataModule:

@@ -11,7 +11,7 @@ from PIL import Image
 from cnnlab.cli.train import train
 from cnnlab.data.mask_folder import MaskFolderDataModule
 from cnnlab.data.palette import voc_palette
-from cnnlab.data.segmentation import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.data.voc_segmentation import VocSegmentationDataModule
 from cnnlab.errors import UserError
 

@@ -17,8 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnnlab.cli.eval import evaluate
 from cnnlab.cli.predict import predict
 from cnnlab.cli.train import train
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.data.segmentation import SegmentationTransform
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, SegmentationTransform
 from cnnlab.errors import UserError
 from cnnlab.factory.build import build_crf
 from cnnlab.factory.restore import restore

@@ -104,3 +104,82 @@ def test_missing_onnx_names_the_extra(digits_checkpoint, make_cfg, tmp_path, mon
     monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
     with pytest.raises(UserError, match=r"pip install 'cnnlab\[export\]'"):
         exported(digits_checkpoint, make_cfg, tmp_path)
+
+
+def write_digits_pngs(folder, count: int = 5) -> None:
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder.mkdir()
+    digits = load_digits()
+    for i in range(count):
+        pixels = (digits.images[i] * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels).resize((32, 32)).save(folder / f"digit{i}.png")
+
+
+def test_predict_from_onnx_equals_predict_from_the_checkpoint(
+    digits_checkpoint, make_cfg, tmp_path
+):
+    from cnnlab.cli.predict import predict
+
+    model = exported(digits_checkpoint, make_cfg, tmp_path)
+    write_digits_pngs(tmp_path / "in")
+    rows = {}
+    for name, ckpt in (("onnx", model), ("ckpt", digits_checkpoint)):
+        cfg = make_cfg(
+            [f"ckpt_path={ckpt}", f"input={tmp_path / 'in'}"], "predict", tmp_path / name
+        )
+        rows[name] = json.loads((predict(cfg) / "predictions.json").read_text())
+    assert [r["label"] for r in rows["onnx"]] == [r["label"] for r in rows["ckpt"]]
+    for ours, theirs in zip(rows["onnx"], rows["ckpt"], strict=True):
+        assert ours["score"] == pytest.approx(theirs["score"], abs=2e-4)
+        assert [t["label"] for t in ours["top5"]] == [t["label"] for t in theirs["top5"]]
+    assert (tmp_path / "onnx" / "predictions" / "digit0.png").is_file()  # drawn as from a ckpt
+
+
+def test_predict_from_an_exported_segmenter_writes_the_masks(shapes_checkpoint, make_cfg, tmp_path):
+    from PIL import Image
+
+    from cnnlab.cli.predict import predict
+
+    model = exported(shapes_checkpoint, make_cfg, tmp_path, "format=torchscript")
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (50, 40), (30, 60, 90)).save(tmp_path / "in" / "flat.png")
+    masks = {}
+    for name, ckpt in (("exported", model), ("ckpt", shapes_checkpoint)):
+        cfg = make_cfg(
+            [f"ckpt_path={ckpt}", f"input={tmp_path / 'in'}"], "predict", tmp_path / name
+        )
+        out = predict(cfg)
+        masks[name] = Image.open(out / "flat.png")
+        assert json.loads((out / "masks.json").read_text())[0]["width"] == 50
+    assert list(masks["exported"].getdata()) == list(masks["ckpt"].getdata())
+
+
+def test_predict_from_onnx_does_not_import_lightning(digits_checkpoint, make_cfg, tmp_path):
+    import subprocess
+    import sys
+
+    model = exported(digits_checkpoint, make_cfg, tmp_path)
+    write_digits_pngs(tmp_path / "in", count=1)
+    command = [sys.executable, "-X", "importtime", "-m", "cnnlab.cli.predict", f"ckpt_path={model}"]
+    command += [f"input={tmp_path / 'in'}", f"hydra.run.dir={tmp_path / 'p'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "p" / "predictions" / "predictions.json").is_file()
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert "torch" in imported and not [m for m in imported if m.startswith("lightning")]
+
+
+def test_an_exported_file_without_its_description_is_refused(make_cfg, tmp_path):
+    from cnnlab.cli.predict import predict
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    (tmp_path / "in").mkdir()
+    from PIL import Image
+
+    Image.new("L", (32, 32)).save(tmp_path / "in" / "x.png")
+    cfg = make_cfg([f"ckpt_path={tmp_path / 'model.onnx'}", f"input={tmp_path / 'in'}"], "predict")
+    with pytest.raises(UserError, match="no model.json beside it"):
+        predict(cfg)

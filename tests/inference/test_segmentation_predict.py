@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnlab.cli.eval import evaluate
 from cnnlab.cli.predict import predict
-from cnnlab.data.segmentation import SegmentationTransform
+from cnnlab.data.transforms import SegmentationTransform
 from cnnlab.inference.files import read_image
 from cnnlab.inference.segmentation import predict_mask, segment_images
 

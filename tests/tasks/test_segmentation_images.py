@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.tasks.segmentation import SegmentationModule, unnormalize
 
 K, SIZE = 4, 24

@@ -24,12 +24,11 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from cnnlab.data.classification import ClassificationDataModule
 from cnnlab.data.face_crops import CropCounts, face_crops
 from cnnlab.data.faces import FaceSettings
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # What a broken file can raise from PIL: unknown format, truncated data, bad header fields.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 

@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from cnnlab.data.imagefolder import _DECODE_ERRORS
-from cnnlab.data.segmentation import IGNORE_INDEX, SegmentationDataModule
+from cnnlab.data.segmentation import SegmentationDataModule
+from cnnlab.data.transforms import IGNORE_INDEX
 from cnnlab.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.inference.files import name_of, unique_stems, write_json
+from cnnlab.inference.files import device_of, name_of, unique_stems, write_json
 from cnnlab.viz.images import caption, save_png
 
 
@@ -26,7 +26,7 @@ def classify_images(net, images: list, out_dir: Path, datamodule, names, setting
     and go through its evaluation transform."""
     transform, image_size = datamodule.transforms(train=False), datamodule.image_size
     top_k, draw = settings.top_k, settings.draw
-    device = next(net.parameters()).device
+    device = device_of(net)
     rows: list[dict] = []
     stems = unique_stems([p for p, _ in images])
     for (path, image), stem in zip(images, stems, strict=True):

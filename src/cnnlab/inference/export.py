@@ -182,7 +182,7 @@ def normalisation(task: str, datamodule) -> tuple[list[float], list[float]]:
     """The mean and std the inputs were normalised with in training."""
     if task == "classification":
         return datamodule._stats()
-    from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+    from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     return list(IMAGENET_MEAN), list(IMAGENET_STD)  # the segmentation transform's
 

@@ -18,7 +18,7 @@ import torch
 
 from cnnlab.data.faces import FaceSettings, aligned_crop, find_faces
 from cnnlab.inference.classification import class_probs
-from cnnlab.inference.files import name_of, unique_stems, write_json
+from cnnlab.inference.files import device_of, name_of, unique_stems, write_json
 from cnnlab.viz.boxes import draw_detections
 from cnnlab.viz.images import save_png
 
@@ -30,7 +30,7 @@ def classify_faces(net, images: list, out_dir: Path, datamodule, names, settings
     faces_settings = FaceSettings.from_keys(settings)
     transform, image_size = datamodule.transforms(train=False), datamodule.image_size
     mode = "L" if datamodule.in_channels == 1 else "RGB"
-    device = next(net.parameters()).device
+    device = device_of(net)
     rows: list[dict] = []
     for (path, photo), stem in zip(images, unique_stems([p for p, _ in images]), strict=True):
         faces = find_faces(photo, faces_settings)

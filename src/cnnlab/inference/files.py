@@ -77,3 +77,9 @@ def write_json(rows: list[dict], path: Path) -> None:
 
 def name_of(label: int, names) -> str:
     return names[label] if names and 0 <= label < len(names) else str(label)
+
+
+def device_of(net):
+    """Where ``net`` runs: its parameters' device, or an exported model's own ``device``."""
+    device = getattr(net, "device", None)
+    return device if device is not None else next(net.parameters()).device

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from cnnlab.inference.files import name_of, unique_stems, write_json
+from cnnlab.inference.files import device_of, name_of, unique_stems, write_json
 from cnnlab.models.crf import CRFSettings, dense_crf
 from cnnlab.viz.images import save_png
 from cnnlab.viz.masks import colorize, overlay, palette_png
@@ -25,7 +25,7 @@ def predict_scores(net, image: torch.Tensor, transform) -> torch.Tensor:
     normalise); the scores are resized back to (H, W) bilinearly, as the FCN's own upsampling
     does, so every pixel gets scores from the network.
     """
-    device = next(net.parameters()).device
+    device = device_of(net)
     height, width = image.shape[1:]
     x, _ = transform(image, torch.zeros(height, width, dtype=torch.uint8))  # mask: unused
     with torch.inference_mode():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.models.region_heads import (
     RegionSettings,
     detect_regions,

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.errors import UserError
 from cnnlab.models.detection import check_backbone
 from cnnlab.models.letterbox import Placement, letterbox, letterbox_boxes, unletterbox_boxes

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from cnnlab.data.segmentation import IGNORE_INDEX
+from cnnlab.data.transforms import IGNORE_INDEX
 from cnnlab.models.crf import CRFSettings, dense_crf
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from cnnlab.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_uint8(images: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None):
