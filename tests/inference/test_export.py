@@ -19,13 +19,22 @@ def exported(ckpt, make_cfg, tmp_path, *overrides):
     return export(cfg)
 
 
+@pytest.fixture(scope="module")
+def digits_onnx(digits_checkpoint, tmp_path_factory):
+    """The digits LeNet exported once as model.onnx, for the tests that only read it."""
+    from composing import compose_run
+
+    out = tmp_path_factory.mktemp("onnx")
+    return export(compose_run([f"ckpt_path={digits_checkpoint}"], "export", out, out / "data"))
+
+
 def onnx_outputs(path, x: torch.Tensor) -> torch.Tensor:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
-def test_classifier_to_onnx_with_its_description(digits_checkpoint, make_cfg, tmp_path):
-    path = exported(digits_checkpoint, make_cfg, tmp_path)
+def test_classifier_to_onnx_with_its_description(digits_checkpoint, digits_onnx):
+    path = digits_onnx
     assert path.name == "model.onnx"
     info = json.loads((path.parent / "model.json").read_text())
     assert info["task"] == "classification" and info["format"] == "onnx"
@@ -119,11 +128,11 @@ def write_digits_pngs(folder, count: int = 5) -> None:
 
 
 def test_predict_from_onnx_equals_predict_from_the_checkpoint(
-    digits_checkpoint, make_cfg, tmp_path
+    digits_checkpoint, digits_onnx, make_cfg, tmp_path
 ):
     from cnnlab.cli.predict import predict
 
-    model = exported(digits_checkpoint, make_cfg, tmp_path)
+    model = digits_onnx
     write_digits_pngs(tmp_path / "in")
     rows = {}
     for name, ckpt in (("onnx", model), ("ckpt", digits_checkpoint)):
@@ -157,11 +166,11 @@ def test_predict_from_an_exported_segmenter_writes_the_masks(shapes_checkpoint, 
     assert list(masks["exported"].getdata()) == list(masks["ckpt"].getdata())
 
 
-def test_predict_from_onnx_does_not_import_lightning(digits_checkpoint, make_cfg, tmp_path):
+def test_predict_from_onnx_does_not_import_lightning(digits_onnx, tmp_path):
     import subprocess
     import sys
 
-    model = exported(digits_checkpoint, make_cfg, tmp_path)
+    model = digits_onnx
     write_digits_pngs(tmp_path / "in", count=1)
     command = [sys.executable, "-X", "importtime", "-m", "cnnlab.cli.predict", f"ckpt_path={model}"]
     command += [f"input={tmp_path / 'in'}", f"hydra.run.dir={tmp_path / 'p'}"]
@@ -183,3 +192,63 @@ def test_an_exported_file_without_its_description_is_refused(make_cfg, tmp_path)
     cfg = make_cfg([f"ckpt_path={tmp_path / 'model.onnx'}", f"input={tmp_path / 'in'}"], "predict")
     with pytest.raises(UserError, match="no model.json beside it"):
         predict(cfg)
+
+
+@pytest.fixture(scope="module")
+def detector_checkpoint(tmp_path_factory):
+    """A one-epoch Faster R-CNN on four 64-pixel shapes pictures (the export and the predictions
+    below keep every box, model.box_score_thresh=0, so that there are boxes to match)."""
+    from cnnlab.cli.train import train
+
+    from composing import compose_run
+
+    run_dir = tmp_path_factory.mktemp("detector")
+    overrides = ["data=shapes_detection", "model=fasterrcnn", "model/backbone=resnet20"]
+    overrides += ["data.image_size=64", "data.num_train=2", "data.num_val=1", "data.num_test=1"]
+    overrides += ["data.batch_size=2", "trainer.max_epochs=1", "logger=none"]
+    train(compose_run(overrides, "train", run_dir, run_dir / "data"))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_faster_rcnn_to_onnx_predicts_as_the_checkpoint(detector_checkpoint, make_cfg, tmp_path):
+    from PIL import Image
+
+    from cnnlab.cli.predict import predict
+
+    every_box = "+model.box_score_thresh=0.0"  # on top of the stored config
+    model = exported(detector_checkpoint, make_cfg, tmp_path, every_box)
+    info = json.loads((model.parent / "model.json").read_text())
+    assert info["task"] == "detection" and info["class_names"] == ["circle", "square", "triangle"]
+    assert info["input"]["dynamic_batch"] is False  # one picture per call, any size
+    (tmp_path / "in").mkdir()
+    picture = Image.new("RGB", (140, 100), (40, 40, 40))
+    picture.paste((200, 60, 60), (30, 20, 80, 70))
+    picture.save(tmp_path / "in" / "square.png")
+    rows = {}
+    for name, ckpt in (("onnx", model), ("ckpt", detector_checkpoint)):
+        overrides = [f"ckpt_path={ckpt}", f"input={tmp_path / 'in'}", "predict.score_threshold=0"]
+        overrides += [every_box] if name == "ckpt" else []  # the exported graph has it inside
+        out = predict(make_cfg(overrides, "predict", tmp_path / name))
+        rows[name] = json.loads((out / "detections.json").read_text())
+    assert len(rows["onnx"]) == len(rows["ckpt"]) > 0
+    for ours, theirs in zip(rows["onnx"], rows["ckpt"], strict=True):
+        assert ours["category_id"] == theirs["category_id"]
+        assert ours["score"] == pytest.approx(theirs["score"], abs=2e-4)
+        assert ours["bbox"] == pytest.approx(theirs["bbox"], abs=0.02)
+
+
+def test_detectors_that_cannot_be_exported_say_why():
+    from torch import nn
+
+    from cnnlab.inference.export import check_exportable
+
+    yolo = type("YOLOv1", (nn.Module,), {})()
+    with pytest.raises(UserError, match="YOLOv1 detector yet: its box decoding and per-class NMS"):
+        check_exportable("detection", yolo, "onnx")
+    rcnn = type("RegionDetector", (nn.Module,), {})()
+    with pytest.raises(UserError, match="Selective Search proposals"):
+        check_exportable("detection", rcnn, "onnx")
+    faster = type("FasterRCNN", (nn.Module,), {})()
+    check_exportable("detection", faster, "onnx")
+    with pytest.raises(UserError, match="format=onnx only"):
+        check_exportable("detection", faster, "torchscript")

@@ -34,11 +34,15 @@ def export(cfg: DictConfig) -> Path:
         )
     run.datamodule.setup("test")
     images = next(iter(run.datamodule.test_dataloader()))[0]
+    if run.task == "detection":  # a list of pictures: the first four, one at a time
+        images = [image.float().cpu() for image in images[:4]]
+    else:
+        images = images.float().cpu()
     net = run.module.net.cpu().eval()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("Exporting %s (%s) as %s into %s", cfg.ckpt_path, run.task, cfg.format, out_dir)
-    path, diff = export_network(net, images.float().cpu(), out_dir, cfg.format, settings)
+    path, diff = export_network(net, images, out_dir, cfg.format, settings, run.task)
     description = describe(
         run.task, class_names_of(run.datamodule), run.datamodule, images, cfg.ckpt_path,
         cfg.format, settings, diff,

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from cnnlab.inference.files import unique_stems, write_json
+from cnnlab.inference.files import device_of, unique_stems, write_json
 from cnnlab.viz.boxes import draw_detections, label_text
 from cnnlab.viz.images import save_png
 
@@ -35,7 +35,7 @@ def detect_images(net, images: list, out_dir: Path, datamodule, names, settings)
     the image's 0-based position in the input) and, with ``settings.draw``, out_dir/<stem>.png
     with the boxes that score at least ``settings.score_threshold``."""
     score_threshold, draw = settings.score_threshold, settings.draw
-    device = next(net.parameters()).device
+    device = device_of(net)
     rows: list[dict] = []
     stems = unique_stems([p for p, _ in images])
     for index, ((path, image), stem) in enumerate(zip(images, stems, strict=True)):

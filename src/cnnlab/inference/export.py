@@ -21,7 +21,10 @@ from cnnlab.errors import UserError
 log = logging.getLogger("cnnlab")
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
-EXPORTABLE_TASKS = ("classification", "segmentation")
+EXPORTABLE_TASKS = ("classification", "segmentation", "detection")
+# detectors whose whole pipeline (proposals, box decoding, NMS) is torchvision's and traces into
+# ONNX; the others are refused with the reason (``check_exportable``)
+EXPORTABLE_DETECTORS = ("FasterRCNN",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,40 @@ class MainOutput(nn.Module):
         if isinstance(out, dict):
             return out["out"]
         return out[0] if isinstance(out, tuple | list) else out
+
+
+class DetectionOutputs(nn.Module):
+    """A torchvision-style detector as one image (3, H, W) in, (boxes, labels, scores) out."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor):
+        found = self.net([image])[0]
+        return found["boxes"], found["labels"], found["scores"]
+
+
+def check_exportable(task: str, net: nn.Module, fmt: str) -> None:
+    """Refuse, with the reason, what cannot be exported: detectors other than Faster R-CNN, and
+    any detector as TorchScript."""
+    if task != "detection":
+        return
+    kind = type(net).__name__
+    if kind not in EXPORTABLE_DETECTORS:
+        why = {
+            "YOLOv1": "its box decoding and per-class NMS are cnnlab's own Python loops, which a "
+            "traced graph would freeze to the example's boxes",
+        }.get(kind, "it classifies Selective Search proposals made outside the network (OpenCV)")
+        raise UserError(
+            f"cnnlab-export cannot export this {kind} detector yet: {why}. Faster R-CNN "
+            "(model=fasterrcnn and the fasterrcnn_* models) exports to ONNX."
+        )
+    if fmt != "onnx":
+        raise UserError(
+            "Detectors export as format=onnx only: tracing a detector for TorchScript would fix "
+            "its number of boxes to the example's."
+        )
 
 
 def _onnx_modules():
@@ -78,6 +115,63 @@ def write_onnx(net: nn.Module, example: torch.Tensor, path: Path, settings: Expo
         output_names=["outputs"],
         verbose=False,
     )
+
+
+def write_detector_onnx(
+    net: nn.Module, image: torch.Tensor, path: Path, settings: ExportSettings
+) -> None:
+    """A detector as ONNX through torch's TorchScript-based exporter, which carries
+    torchvision's detection ops (RoIAlign, NMS) into the graph; any image size, any number of
+    boxes out. One image per call."""
+    _onnx_modules()
+    axes = {"image": {1: "height", 2: "width"}} | {k: {0: "boxes"} for k in DETECTION_OUTPUTS}
+    torch.onnx.export(
+        DetectionOutputs(net).eval(),
+        (image,),
+        str(path),
+        dynamo=False,
+        opset_version=settings.opset,
+        input_names=["image"],
+        output_names=list(DETECTION_OUTPUTS),
+        dynamic_axes=axes,
+    )
+
+
+DETECTION_OUTPUTS = ("boxes", "labels", "scores")
+
+
+def run_detector(path: Path, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The ONNX detector's boxes, labels and scores for one image (3, H, W)."""
+    ort = _onnx_modules()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"image": image.numpy()})
+    return {k: torch.from_numpy(v) for k, v in zip(DETECTION_OUTPUTS, out, strict=True)}
+
+
+def detection_difference(path: Path, net: nn.Module, images: list[torch.Tensor]) -> float:
+    """The largest difference between the exported detector's and PyTorch's boxes (pixels) and
+    scores, each PyTorch box matched to the exported box of its class with the highest IoU; a
+    box without a match of IoU >= 0.5, or another number of boxes, is infinitely different."""
+    from torchvision.ops import box_iou
+
+    largest = 0.0
+    for image in images:
+        with torch.no_grad():
+            ours = net([image])[0]
+        theirs = run_detector(path, image)
+        if len(theirs["boxes"]) != len(ours["boxes"]):
+            return float("inf")
+        if not len(ours["boxes"]):
+            continue
+        iou = box_iou(ours["boxes"], theirs["boxes"])
+        iou[ours["labels"][:, None] != theirs["labels"][None, :]] = -1  # a class to its class
+        best, match = iou.max(dim=1)
+        if bool((best < 0.5).any()):
+            return float("inf")
+        boxes = (ours["boxes"] - theirs["boxes"][match]).abs().max()
+        scores = (ours["scores"] - theirs["scores"][match]).abs().max()
+        largest = max(largest, float(boxes), float(scores))
+    return largest
 
 
 def write_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -113,24 +207,34 @@ def largest_difference(path: Path, fmt: str, net: nn.Module, x: torch.Tensor) ->
 
 
 def export_network(
-    net: nn.Module, example: torch.Tensor, out_dir: Path, fmt: str, settings: ExportSettings
+    net: nn.Module,
+    example,
+    out_dir: Path,
+    fmt: str,
+    settings: ExportSettings,
+    task: str = "classification",
 ) -> tuple[Path, float]:
-    """Write ``net`` (eval mode, CPU) in ``fmt`` into ``out_dir`` and check it on ``example``;
-    return the file and the largest difference. Over ``settings.atol``: the file is deleted
-    and a UserError names the difference."""
+    """Write ``net`` (eval mode, CPU) in ``fmt`` into ``out_dir`` and check it on ``example``
+    (a batch tensor; for a detector, a list of images); return the file and the largest
+    difference. Over ``settings.atol``: the file is deleted and a UserError names it."""
     if fmt not in FORMATS:
         raise UserError(f"format={fmt!r}: choose one of {', '.join(FORMATS)}.")
-    wrapped = MainOutput(net).eval()
+    check_exportable(task, net, fmt)
     path = out_dir / FORMATS[fmt]
-    if fmt == "onnx":
-        write_onnx(wrapped, example, path, settings)
+    if task == "detection":
+        write_detector_onnx(net, example[0], path, settings)
+        diff = detection_difference(path, net, example)
     else:
-        write_torchscript(wrapped, example, path)
-    diff = largest_difference(path, fmt, wrapped, example)
+        wrapped = MainOutput(net).eval()
+        if fmt == "onnx":
+            write_onnx(wrapped, example, path, settings)
+        else:
+            write_torchscript(wrapped, example, path)
+        diff = largest_difference(path, fmt, wrapped, example)
     log.info(
         "%s: largest difference from PyTorch on %d test images: %.3g (export.atol=%g)",
         path.name,
-        example.shape[0],
+        len(example),
         diff,
         settings.atol,
     )
@@ -157,6 +261,8 @@ def describe(
 ) -> dict:
     """What ``model.json`` says: enough to feed the exported file without the checkpoint."""
     mean, std = normalisation(task, datamodule)
+    first = example[0]  # one image of the batch, or the first of a detector's list
+    channels, height, width = (int(v) for v in first.shape[-3:])
     return {
         "task": task,
         "format": fmt,
@@ -164,11 +270,11 @@ def describe(
         "class_names": names,
         "num_classes": int(datamodule.num_classes),
         "input": {
-            "channels": int(example.shape[1]),
-            "height": int(example.shape[2]),
-            "width": int(example.shape[3]),
+            "channels": channels,
+            "height": height,
+            "width": width,
             "image_size": getattr(datamodule, "image_size", None),
-            "dynamic_batch": settings.dynamic_batch,
+            "dynamic_batch": settings.dynamic_batch and task != "detection",
         },
         "mean": mean,
         "std": std,
@@ -179,9 +285,12 @@ def describe(
 
 
 def normalisation(task: str, datamodule) -> tuple[list[float], list[float]]:
-    """The mean and std the inputs were normalised with in training."""
+    """The mean and std the inputs were normalised with in training (a detector normalises
+    inside its own graph: none)."""
     if task == "classification":
         return datamodule._stats()
+    if task == "detection":
+        return [], []
     from cnnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     return list(IMAGENET_MEAN), list(IMAGENET_STD)  # the segmentation transform's

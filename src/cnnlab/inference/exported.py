@@ -19,6 +19,7 @@ from cnnlab.errors import UserError
 PREDICTORS = {
     "classification": "cnnlab.inference.classification.classify_images",
     "segmentation": "cnnlab.inference.segmentation.segment_images",
+    "detection": "cnnlab.inference.detection.detect_images",
 }
 
 
@@ -54,13 +55,21 @@ class ExportedNet:
         else:
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x):
+        if isinstance(x, list):  # a detector: one picture per call, torchvision's output rows
+            return [self._detect(image) for image in x]
         x = x.detach().float().cpu().contiguous()
         if self.path.suffix == ".onnx":
             out = self.session.run(None, {self.input_name: x.numpy()})[0]
             return torch.from_numpy(out)
         with torch.no_grad():
             return self.module(x)
+
+    def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.session.run(None, {self.input_name: image.detach().float().cpu().numpy()})
+        return {
+            k: torch.from_numpy(v) for k, v in zip(("boxes", "labels", "scores"), out, strict=True)
+        }
 
     def eval(self) -> "ExportedNet":
         return self
