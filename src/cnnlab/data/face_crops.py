@@ -11,15 +11,14 @@ read half a file. Crops of old settings stay in the folder until it is deleted.
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from cnnlab.data.cache_files import write_whole
 from cnnlab.data.faces import Face, FaceSettings, aligned_crop, find_faces
-from cnnlab.errors import UserError
 
 CACHE_FORMAT = "v1"  # part of every key: a new file layout or crop method starts new files
 
@@ -89,22 +88,9 @@ def face_crops(
 
 
 def _write(path: Path, crop: Image.Image | None) -> None:
-    """Write the crop as PNG (None: an empty file) under a temporary name, then rename."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.stem[:8]}-", suffix=".tmp", delete=False
-        ) as f:
-            temporary = f.name
-            if crop is not None:
-                crop.save(f, format="PNG")
-        os.replace(temporary, path)
-    except OSError as err:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-        raise UserError(
-            f"Cannot write face crops into the cache folder {path.parent} "
-            f"({err.strerror or err}). Make it writable, or set data.faces_cache_dir to a "
-            "writable folder."
-        ) from err
+    """The crop as PNG (None: an empty file), written whole (``cache_files.write_whole``)."""
+    write_whole(
+        path,
+        lambda f: crop.save(f, format="PNG") if crop is not None else None,
+        "face crops. Make it writable, or set data.faces_cache_dir to a writable folder.",
+    )

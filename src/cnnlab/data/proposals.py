@@ -15,8 +15,6 @@ proposals do not depend on what ran before in the process.
 
 import ctypes
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from cnnlab.data.cache_files import write_whole
 from cnnlab.errors import UserError
 
 MODES = ("fast", "quality")
@@ -169,24 +168,13 @@ def _read(path: Path) -> torch.Tensor | None:
 
 
 def _write(path: Path, boxes: torch.Tensor) -> None:
-    """Write under a temporary name in the same folder, then rename: readers see all or none."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.stem[:8]}-", suffix=".tmp", delete=False
-        ) as f:
-            temporary = f.name
-            np.save(f, boxes.numpy().astype(np.int32))
-        os.replace(temporary, path)
-    except OSError as err:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-        raise UserError(
-            f"Cannot write Selective Search proposals into the cache folder {path.parent} "
-            f"({err.strerror or err}). Make the folder writable, or point the proposals' "
-            "cache_dir somewhere else (null: no cache)."
-        ) from err
+    """The boxes as .npy, written whole (``cache_files.write_whole``): readers see all or none."""
+    write_whole(
+        path,
+        lambda f: np.save(f, boxes.numpy().astype(np.int32)),
+        "Selective Search proposals. Make the folder writable, or point the proposals' "
+        "cache_dir somewhere else (null: no cache).",
+    )
 
 
 def proposals_for(image: torch.Tensor, settings: ProposalSettings) -> torch.Tensor:
