@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.models.parts import conv_stages
+from cnnlab.models.parts import conv_stages, last_conv_name
 from cnnlab.models.registry import register_model
 from cnnlab.models.trunk import Trunk, pooled_trunk
 from cnnlab.nn.layers import CONV2D, MAX_POOL2D
@@ -115,6 +115,11 @@ class AlexNet(nn.Module):
             nn.Linear(hidden, num_classes),
         )
         _initialise(self, init)
+
+    @property
+    def cam_layer(self) -> str:
+        """The last convolution of ``features``: the maps Grad-CAM weighs."""
+        return last_conv_name(self.features)
 
     def trunk(self) -> Trunk:
         """``features`` cut after each of the three max pools."""

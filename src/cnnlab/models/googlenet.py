@@ -128,6 +128,7 @@ class GoogLeNet(nn.Module):
     """Stem, Inception 3a-3b, pool, 4a-4e, pool, 5a-5b, average pool, dropout, fc."""
 
     head_names = ("fc", "aux1", "aux2")  # absent aux classifiers are None and skipped
+    cam_layer = "inception5b"  # the last Inception block: Grad-CAM's maps
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ ZOO_POSITION = 1  # where the family's rows go in the model table (cnnlab.summar
 
 class LeNet5(nn.Module):
     head_names = ("classifier",)  # C5, F6 and the output layer
+    cam_layer = "features.3"  # C3, the last convolution: Grad-CAM's maps (10x10 at 32)
 
     input_size = 32
 

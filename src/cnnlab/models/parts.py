@@ -143,3 +143,22 @@ def first_conv(net: nn.Module) -> tuple[str, nn.Conv2d]:
         if isinstance(m, CONV2D):
             return name, m
     raise UserError(f"{type(net).__name__} has no convolution layer.")
+
+
+def last_conv_name(features: nn.Sequential, prefix: str = "features") -> str:
+    """``features.<i>`` of the last convolution in ``features``: the layer whose maps Grad-CAM
+    weighs in the families built as one Sequential (LeNet, AlexNet, VGG)."""
+    last = [i for i, layer in enumerate(features) if isinstance(layer, CONV2D)][-1]
+    return f"{prefix}.{last}"
+
+
+def cam_layer_of(net: nn.Module) -> str:
+    """The name of the layer Grad-CAM explains by default: the family's ``cam_layer``, its
+    last convolutional stage."""
+    name = getattr(net, "cam_layer", None)
+    if name is None:
+        raise UserError(
+            f"{type(net).__name__} declares no Grad-CAM layer (cam_layer): give one with "
+            "predict.cam_layer=NAME (a module name, as in cnnlab-summary's Layer column)."
+        )
+    return name

@@ -99,6 +99,7 @@ class ResNet(nn.Module):
     """Stem (7x7/2 convolution, 3x3/2 max pool), four stages, global average pool, classifier."""
 
     head_names = ("fc",)
+    cam_layer = "layer4"  # the last stage: Grad-CAM's maps
 
     def __init__(
         self,

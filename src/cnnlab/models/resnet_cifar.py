@@ -58,6 +58,7 @@ class CifarResNet(nn.Module):
     """6n + 2 layers: stem, three stages of n blocks (16, 32, 64 filters), pool, classifier."""
 
     head_names = ("fc",)
+    cam_layer = "layer3"  # the last stage: Grad-CAM's maps
 
     def __init__(
         self, n: int, num_classes: int = 10, in_channels: int = 3, norm: str = "torch"

@@ -15,6 +15,7 @@ from torch import nn
 from cnnlab.errors import UserError
 from cnnlab.models.alexnet import lrn
 from cnnlab.models.norm import NORM_LAYERS, norm_layer
+from cnnlab.models.parts import last_conv_name
 from cnnlab.models.registry import register_model
 from cnnlab.models.trunk import Trunk, pooled_trunk
 
@@ -106,6 +107,11 @@ class VGG(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def cam_layer(self) -> str:
+        """The last convolution of ``features``: the maps Grad-CAM weighs."""
+        return last_conv_name(self.features)
 
     def trunk(self) -> Trunk:
         """``features`` cut after each of the five max pools (strides 2 to 32)."""

@@ -94,3 +94,14 @@ def caption(image, text: str):
     draw.rectangle((0, 0, right + 2, bottom + 2), fill="black")
     draw.text((2, 2), text, fill="yellow")
     return image
+
+
+def heatmap_overlay(image, heat: torch.Tensor, alpha: float = 0.5):
+    """A PIL image with ``heat`` (H, W) in [0, 1], the picture's size, drawn over it in the
+    'jet' colours (blue cold, red hot), ``alpha`` of the heatmap."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    colours = colormaps["jet"](heat.clamp(0, 1).cpu().numpy())[..., :3]  # (H, W, 3) in [0, 1]
+    heat_image = Image.fromarray((colours * 255).astype("uint8"))
+    return Image.blend(image.convert("RGB"), heat_image, alpha)
