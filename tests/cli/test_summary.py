@@ -51,6 +51,7 @@ def test_resnet18_conv1_row_and_note(make_cfg) -> None:
     assert "(224 - 7 + 2*3)/2 + 1 = 112.5: torch keeps 112" in text
 
 
+@pytest.mark.slow  # ResNet-18 at 224: ~1 s
 def test_depth_lists_stages(make_cfg) -> None:
     text = summary(make_cfg(["model=resnet18", "depth=1"], config_name="summary"))
     assert "512 x 7 x 7" in row(text, "layer4")
@@ -181,6 +182,7 @@ def test_console_script(tmp_path: Path) -> None:
     assert "features.3" in bad.stdout + bad.stderr
 
 
+@pytest.mark.slow  # every model summarised: ~1 s
 def test_readme_model_table_is_what_cnnlab_summary_prints() -> None:
     """The README's table comes from `cnnlab-summary models_table=true`; spot-check its rows."""
     from cnnlab.factory.configs import config_dir

@@ -43,6 +43,7 @@ def test_metrics_json_has_the_contract_names(short_run):
     assert len(list((run_dir / "checkpoints").glob("best-epoch*-acc*.ckpt"))) == 1
 
 
+@pytest.mark.slow  # two short runs: ~1 s
 def test_same_seed_same_metrics(short_run, make_cfg, tmp_path):
     _, first = short_run
     again = train(make_cfg(SHORT, run_dir=tmp_path / "again"))

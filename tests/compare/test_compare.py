@@ -192,6 +192,7 @@ def test_unfinished_run_gets_dashes_and_a_note(tmp_path):
     assert "no metrics.json: the run did not finish" in text
 
 
+@pytest.mark.slow  # ~1.1 s
 def test_read_scalars_keeps_every_point(tmp_path):
     losses = list(np.linspace(2.3, 0.1, 10_050))  # more than TensorBoard's default 10,000
     run = fake_run(tmp_path / "long", ["x=1"], losses=losses, val_acc=[0.5, 0.6, 0.7])
