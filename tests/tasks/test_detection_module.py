@@ -75,7 +75,7 @@ def xywh(box: list[float]) -> list[float]:
     return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
 
 
-def cocoeval_stats() -> list[float]:
+def cocoeval_stats(category: int | None = None) -> list[float]:
     """map, map_50, map_75 by pycocotools run directly on TRUTH and PREDS."""
     boxes = [
         (i, box, label)
@@ -108,10 +108,17 @@ def cocoeval_stats() -> list[float]:
         gt.dataset = dataset
         gt.createIndex()
         evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+        if category is not None:
+            evaluator.params.catIds = [category]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     return [float(s) for s in evaluator.stats[:3]]
+
+
+def cocoeval_per_class(category: int) -> tuple[float, float]:
+    """pycocotools' AP (0.5:0.95) and AP_50 of one category for TRUTH and PREDS."""
+    return tuple(cocoeval_stats(category)[:2])
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
@@ -138,6 +145,22 @@ def test_logged_map_equals_cocoeval():
     for stage, logged in (("val", val), ("test", test)):
         got = [logged[f"{stage}/{k}"] for k in ("map", "map_50", "map_75")]
         assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_per_class_ap_equals_cocoeval_per_category():
+    """test/map_<class> and test/map_50_<class>, the class named by its label without a
+    datamodule's names; pycocotools with its catIds cut to the one category agrees."""
+    samples = [
+        (torch.rand(3, 120, 120), {**as_tensors(t), "image_id": i}) for i, t in enumerate(TRUTH)
+    ]
+    module = DetectionModule(net=FixedPredictions(), optimizer=adam, num_logged_images=0)
+    (test,) = quiet_trainer().test(module, loader(samples), verbose=False)
+    for category in (1, 2):
+        ap, ap_50 = cocoeval_per_class(category)
+        assert test[f"test/map_{category}"] == pytest.approx(ap, abs=1e-4)
+        assert test[f"test/map_50_{category}"] == pytest.approx(ap_50, abs=1e-4)
+    assert test["test/map_1"] != test["test/map_2"]  # not one number copied
+    assert "val/map_1" not in test
 
 
 class TinyShapes(pl.LightningDataModule):
@@ -213,8 +236,9 @@ def test_one_step_of_a_real_detector_reaches_tensorboard(tmp_path):
     assert picture.width > 2 * 64 and picture.height >= 64  # a grid of the four images
 
     (test,) = trainer.test(module, datamodule=data, verbose=False)
-    assert set(test) == {"test/map", "test/map_50", "test/map_75", "test/ms_per_image"}
-    assert test["test/ms_per_image"] > 0
+    per_class = {f"test/{k}_{name}" for k in ("map", "map_50") for name in data.class_names}
+    assert set(test) == {"test/map", "test/map_50", "test/map_75", "test/ms_per_image", *per_class}
+    assert test["test/ms_per_image"] > 0  # per class by the datamodule's names: test/map_circle
 
 
 def test_drawing_marks_boxes_and_pads_a_grid():

@@ -12,13 +12,22 @@ from torchmetrics.detection import MeanAveragePrecision
 from cnnlab.data.proposals import proposal_recall
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
-from cnnlab.viz.boxes import TRUE_COLOR, draw_detections
+from cnnlab.viz.boxes import TRUE_COLOR, draw_detections, label_text
 from cnnlab.viz.images import image_grid
 
 
-def new_map_metric() -> MeanAveragePrecision:
-    """COCO-style box mAP computed by pycocotools (the reference implementation)."""
-    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+def new_map_metric(
+    per_class: bool = False, iou_thresholds: list[float] | None = None
+) -> MeanAveragePrecision:
+    """COCO-style box mAP computed by pycocotools (the reference implementation); ``per_class``
+    adds each class's AP (``map_per_class``), ``iou_thresholds`` replaces COCO's 0.5:0.95."""
+    return MeanAveragePrecision(
+        box_format="xyxy",
+        iou_type="bbox",
+        backend="pycocotools",
+        class_metrics=per_class,
+        iou_thresholds=iou_thresholds,
+    )
 
 
 class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
@@ -29,7 +38,8 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     dict of losses; in evaluation a list of {"boxes", "labels", "scores"} per image.
     Logged: train/loss (their sum), each train/loss_* and lr (every ``log_every_n_steps``
     steps), val/map, val/map_50, val/map_75, test/map, test/map_50, test/map_75 (COCO mAP,
-    0..1), test/ms_per_image (the network's milliseconds a test picture, batched as the test
+    0..1), per class test/map_<name> and test/map_50_<name> (classes with true boxes in the
+    test split), test/ms_per_image (the network's milliseconds a test picture, batched as the test
     loader gives them; proposals read from the cache are not counted), for detectors that
     classify given proposals val/proposal_recall_50 and val/proposal_recall_70 (the share of
     true boxes some proposal covers at that IoU), and each validation epoch the first
@@ -59,7 +69,8 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
         self.num_classes = num_classes
         self.num_logged_images = num_logged_images
         self.draw_score_threshold = draw_score_threshold
-        self.val_map, self.test_map = new_map_metric(), new_map_metric()
+        self.val_map, self.test_map = new_map_metric(), new_map_metric(per_class=True)
+        self.test_map_50 = new_map_metric(per_class=True, iou_thresholds=[0.5])  # AP_50 per class
         self._shown: list[torch.Tensor] = []  # drawn validation images of this epoch
         self._recall = {0.5: [0, 0], 0.7: [0, 0]}  # proposals' found / true boxes, by IoU
         self._seconds, self._pictures = 0.0, 0  # the network's time on the test pictures
@@ -76,7 +87,7 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
         self.log_train_step(values, batch_idx, batch_size=size)
         return loss
 
-    def _predict(self, batch, metric: MeanAveragePrecision):
+    def _predict(self, batch, *metrics: MeanAveragePrecision):
         images, targets = batch
         start = time.perf_counter()
         if targets and "proposals" in targets[0]:  # a detector that classifies given regions
@@ -90,16 +101,30 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
         truth = [
             {k: t[k] for k in ("boxes", "labels", "iscrowd") if k in t} for t in targets
         ]  # iscrowd: objects the evaluation ignores (COCO crowds, VOC difficult)
-        metric.update([{k: p[k] for k in ("boxes", "labels", "scores")} for p in preds], truth)
+        found = [{k: p[k] for k in ("boxes", "labels", "scores")} for p in preds]
+        for metric in metrics:
+            metric.update(found, truth)
         return images, targets, preds
 
-    def _log_map(self, stage: str, metric: MeanAveragePrecision) -> None:
+    def _log_map(self, stage: str, metric: MeanAveragePrecision) -> dict:
         result = metric.compute()
         for key in ("map", "map_50", "map_75"):
             self.log(
                 f"{stage}/{key}", result[key].float(), prog_bar=key == "map", sync_dist=True
             )  # compute() gathered all ranks already: sync_dist only quiets the DDP warning
         metric.reset()
+        return result
+
+    def _log_per_class(self, stage: str, key: str, result: dict) -> None:
+        """``<stage>/<key>_<class name>`` for each class with true boxes in the split (a class
+        without any has no AP: torchmetrics gives -1, which is not logged)."""
+        names = getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
+        classes = result["classes"].flatten().tolist()
+        values = result["map_per_class"].flatten()
+        for label, value in zip(classes, values, strict=True):
+            if float(value) >= 0:
+                name = label_text(int(label), names)
+                self.log(f"{stage}/{key}_{name}", value.float(), sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets, preds = self._predict(batch, self.val_map)
@@ -142,10 +167,12 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
         self._seconds, self._pictures = 0.0, 0
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._predict(batch, self.test_map)
+        self._predict(batch, self.test_map, self.test_map_50)
 
     def on_test_epoch_end(self) -> None:
-        self._log_map("test", self.test_map)
+        self._log_per_class("test", "map", self._log_map("test", self.test_map))
+        self._log_per_class("test", "map_50", self.test_map_50.compute())
+        self.test_map_50.reset()
         if self._pictures:  # the network's own time: given proposals come from the cache
             ms = torch.tensor(1000 * self._seconds / self._pictures, dtype=torch.float32)
             self.log("test/ms_per_image", ms, sync_dist=True)
