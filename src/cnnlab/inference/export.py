@@ -21,6 +21,7 @@ from cnnlab.errors import UserError
 log = logging.getLogger("cnnlab")
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+DETECTION_OUTPUTS = ("boxes", "labels", "scores")  # an exported detector's outputs, in order
 EXPORTABLE_TASKS = ("classification", "segmentation", "detection")
 # detectors whose whole pipeline (proposals, box decoding, NMS) is torchvision's and traces into
 # ONNX; the others are refused with the reason (``check_exportable``)
@@ -85,7 +86,8 @@ def check_exportable(task: str, net: nn.Module, fmt: str) -> None:
         )
 
 
-def _onnx_modules():
+def onnx_runtime():
+    """onnxruntime, once onnx and onnxscript are known to be there; else the extra named."""
     try:
         import onnx  # noqa: F401  (torch's exporter writes through it)
         import onnxruntime
@@ -100,7 +102,7 @@ def _onnx_modules():
 
 def write_onnx(net: nn.Module, example: torch.Tensor, path: Path, settings: ExportSettings) -> None:
     """``net`` as ONNX at ``path`` (torch's dynamo exporter), batch axis dynamic when asked."""
-    _onnx_modules()
+    onnx_runtime()
     for name in ("onnx_ir", "onnxscript"):  # their INFO lines narrate every graph pass
         logging.getLogger(name).setLevel(logging.WARNING)
     shapes = ({0: torch.export.Dim("batch")},) if settings.dynamic_batch else None
@@ -123,7 +125,7 @@ def write_detector_onnx(
     """A detector as ONNX through torch's TorchScript-based exporter, which carries
     torchvision's detection ops (RoIAlign, NMS) into the graph; any image size, any number of
     boxes out. One image per call."""
-    _onnx_modules()
+    onnx_runtime()
     axes = {"image": {1: "height", 2: "width"}} | {k: {0: "boxes"} for k in DETECTION_OUTPUTS}
     torch.onnx.export(
         DetectionOutputs(net).eval(),
@@ -137,12 +139,9 @@ def write_detector_onnx(
     )
 
 
-DETECTION_OUTPUTS = ("boxes", "labels", "scores")
-
-
 def run_detector(path: Path, image: torch.Tensor) -> dict[str, torch.Tensor]:
     """The ONNX detector's boxes, labels and scores for one image (3, H, W)."""
-    ort = _onnx_modules()
+    ort = onnx_runtime()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {"image": image.numpy()})
     return {k: torch.from_numpy(v) for k, v in zip(DETECTION_OUTPUTS, out, strict=True)}
@@ -185,7 +184,7 @@ def run_exported(path: Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
     """The exported file's output for ``x``: onnxruntime for ONNX, torch.jit.load for
     TorchScript."""
     if fmt == "onnx":
-        ort = _onnx_modules()
+        ort = onnx_runtime()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return torch.from_numpy(session.run(None, {name: x.numpy()})[0])

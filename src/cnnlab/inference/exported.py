@@ -15,6 +15,7 @@ import torch
 
 from cnnlab.data.transforms import SegmentationTransform, classification_transforms
 from cnnlab.errors import UserError
+from cnnlab.inference.export import DETECTION_OUTPUTS, onnx_runtime
 
 PREDICTORS = {
     "classification": "cnnlab.inference.classification.classify_images",
@@ -47,9 +48,7 @@ class ExportedNet:
     def __init__(self, path: Path) -> None:
         self.path = path
         if path.suffix == ".onnx":
-            from cnnlab.inference.export import _onnx_modules
-
-            ort = _onnx_modules()
+            ort = onnx_runtime()
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             self.input_name = self.session.get_inputs()[0].name
         else:
@@ -67,9 +66,7 @@ class ExportedNet:
 
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.session.run(None, {self.input_name: image.detach().float().cpu().numpy()})
-        return {
-            k: torch.from_numpy(v) for k, v in zip(("boxes", "labels", "scores"), out, strict=True)
-        }
+        return {k: torch.from_numpy(v) for k, v in zip(DETECTION_OUTPUTS, out, strict=True)}
 
     def eval(self) -> "ExportedNet":
         return self
