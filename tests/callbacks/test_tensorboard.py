@@ -1,6 +1,9 @@
 """What `tensorboard --logdir outputs/` shows: short real runs on the digits, their event files
 read back with TensorBoard's own EventAccumulator."""
 
+import io
+
+import numpy as np
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
@@ -29,11 +32,12 @@ def read_events(run_dir) -> ea.EventAccumulator:
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
-    """Two epochs with every picture, histograms and the graph switched on."""
+    """Two epochs with every picture, Grad-CAM, histograms and the graph switched on."""
     tmp = tmp_path_factory.mktemp("tb")
     overrides = [
         *SHORT,
         "callbacks.tensorboard_images.histograms=true",
+        "callbacks.tensorboard_images.cam=true",
         "callbacks.tensorboard_images.max_time_share=null",  # every epoch, however fast
         "logger.tensorboard.log_graph=true",
     ]
@@ -60,6 +64,23 @@ def test_images_each_epoch(full_run):
     assert len(events.Images("model/first_conv_filters")) == 3  # as initialised, then per epoch
     first = events.Images("train/inputs")[0]
     assert first.width >= 4 * 64 and first.height >= 4 * 64  # 16 digits, drawn 64x64
+
+
+def test_grad_cam_each_epoch_over_the_first_validation_images(full_run):
+    """val/cam: 8 digits in a 3x3 grid, each drawn 128 pixels high with its map in colour over
+    it; the last epoch's is drawn after training, when validation's inference_mode is over."""
+    from PIL import Image
+
+    events, _ = full_run
+    pictures = events.Images("val/cam")
+    assert [e.step for e in pictures] == [e.step for e in events.Images("val/predictions")]
+    assert len(pictures) == 2  # one per epoch
+    for picture in pictures:
+        pixels = np.asarray(Image.open(io.BytesIO(picture.encoded_image_string)).convert("RGB"))
+        assert pixels.shape[0] >= 3 * 128 and pixels.shape[1] >= 3 * 128
+        assert pixels.std() > 20  # not blank
+        red, blue = pixels[..., 0].astype(int), pixels[..., 2].astype(int)
+        assert (abs(red - blue) > 60).mean() > 0.05  # the heatmap's colours, over grey digits
 
 
 def test_histograms_and_graph_when_switched_on(full_run):

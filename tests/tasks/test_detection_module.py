@@ -14,7 +14,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
+from cnnlab.callbacks.tensorboard_images import TensorBoardImages
 from cnnlab.tasks.detection import DetectionModule, draw_detections, image_grid
+from cnnlab.tasks.detection_matching import confusion_counts
+from cnnlab.viz import classification as figures
 
 LOSSES = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 
@@ -124,7 +127,7 @@ def cocoeval_per_class(category: int) -> tuple[float, float]:
 def quiet_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
-        logger=False,
+        logger=kwargs.pop("logger", False),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -214,6 +217,7 @@ def test_one_step_of_a_real_detector_reaches_tensorboard(tmp_path):
         num_sanity_val_steps=0,
         log_every_n_steps=1,
         logger=TensorBoardLogger(tmp_path, name="tb", version=""),
+        callbacks=[TensorBoardImages(max_time_share=None)],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -231,7 +235,8 @@ def test_one_step_of_a_real_detector_reaches_tensorboard(tmp_path):
     scalars = events.Tags()["scalars"]
     for name in ("train/loss", *(f"train/{k}" for k in LOSSES), "lr", "val/map"):
         assert name in scalars, name
-    assert "val/predictions" in events.Tags()["images"]
+    assert {"val/predictions", "val/confusion_matrix"} <= set(events.Tags()["images"])
+    assert "model/first_conv_filters" not in events.Tags()["images"]  # classification's alone
     (picture,) = events.Images("val/predictions")
     assert picture.width > 2 * 64 and picture.height >= 64  # a grid of the four images
 
@@ -239,6 +244,31 @@ def test_one_step_of_a_real_detector_reaches_tensorboard(tmp_path):
     per_class = {f"test/{k}_{name}" for k in ("map", "map_50") for name in data.class_names}
     assert set(test) == {"test/map", "test/map_50", "test/map_75", "test/ms_per_image", *per_class}
     assert test["test/ms_per_image"] > 0  # per class by the datamodule's names: test/map_circle
+
+
+def test_tensorboard_confusion_matrix_counts_the_whole_validation_set(tmp_path, monkeypatch):
+    """TensorBoardImages adds up the batches' matchings (PREDS against TRUTH, in two batches)
+    at its thresholds, and titles the figure with them; the labels name the background."""
+    drawn = []
+
+    def capture(matrix, names, title, counted):
+        drawn.append((torch.as_tensor(matrix), names, title, counted))
+        return torch.zeros(3, 8, 8, dtype=torch.uint8)
+
+    monkeypatch.setattr(figures, "confusion_matrix_image", capture)
+    samples = [(torch.rand(3, 120, 120), as_tensors(t)) for t in TRUTH]
+    module = DetectionModule(net=FixedPredictions(), optimizer=adam, num_classes=3)
+    pictures = TensorBoardImages(max_time_share=None, iou_threshold=0.6, score_threshold=0.4)
+    logger = TensorBoardLogger(tmp_path, name="tb", version="")
+    quiet_trainer(logger=logger, callbacks=[pictures]).validate(
+        module, loader(samples), verbose=False
+    )
+    ((matrix, names, title, counted),) = drawn
+    preds, truth = [as_tensors(p) for p in PREDS], [as_tensors(t) for t in TRUTH]
+    assert torch.equal(matrix, confusion_counts(preds, truth, 3, 0.6, 0.4))
+    assert matrix.sum() == 4 + int(matrix[2].sum()) and matrix[2].sum() > 0  # objects, false ones
+    assert names == ["1", "2", "background"] and counted == "objects and false detections"
+    assert title == "epoch 0, IoU>=0.6, score>=0.4"
 
 
 def test_drawing_marks_boxes_and_pads_a_grid():

@@ -1,16 +1,24 @@
-"""TensorBoard pictures of a classification run: what goes in, what comes out, what is learned.
+"""TensorBoard pictures of a run: what goes in, what comes out, what is learned.
 
-Tags (in the first TensorBoardLogger; nothing without one, nothing for other tasks, whose
-modules draw their own ``val/predictions``):
+Tags of a classification run (in the first TensorBoardLogger; nothing without one):
 
 - ``train/inputs``: the first training batch of the epoch, after augmentation, un-normalised;
 - ``val/predictions``: the first validation images with their true and predicted labels;
 - ``val/confusion_matrix``: over the whole validation set, as a figure;
+- ``val/cam``: when ``cam`` is on, the first ``cam_images`` validation images with the Grad-CAM
+  map of their predicted class over them (the family's default layer; none for a network
+  without one);
 - ``model/first_conv_filters``: the first convolution's weights (also once before training);
 - ``weights/<name>`` and ``grads/<name>``: histograms, when ``histograms`` is on.
 
-The predictions come from what ``validation_step`` returns (the logits), so the confusion matrix
-costs no second forward pass; a module that returns nothing gets one, under no_grad.
+A detection run gets ``val/confusion_matrix`` alone (its module draws its own
+``val/predictions``): classes 1..K and the background, objects missed in the background column
+and false detections in the background row, at ``iou_threshold`` and ``score_threshold`` (see
+``cnnlab.tasks.detection_matching``). Other tasks get nothing.
+
+The predictions come from what ``validation_step`` returns (the logits; a detector's boxes), so
+the confusion matrix costs no second forward pass; a classifier that returns nothing gets one,
+under no_grad.
 
 Drawing (matplotlib above all) takes a fixed fraction of a second an epoch: nothing on a GPU
 epoch of minutes, but more than the epoch itself for LeNet on the digits. ``max_time_share``
@@ -30,12 +38,19 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
+from torch import nn
 
 from cnnlab.errors import UserError
+from cnnlab.inference.cam import cam_layer, grad_cam
 from cnnlab.models.parts import first_conv
 from cnnlab.tasks.classification import ClassificationModule
+from cnnlab.tasks.detection import DetectionModule
+from cnnlab.tasks.detection_matching import confusion_counts
 from cnnlab.viz import classification as figures
 from cnnlab.viz.images import scaled_grid, to_uint8
+
+CLASSIFICATION = (ClassificationModule,)  # every picture
+DRAWN = (ClassificationModule, DetectionModule)  # detection: the confusion matrix alone
 
 
 class TensorBoardImages(pl.Callback):
@@ -53,6 +68,10 @@ class TensorBoardImages(pl.Callback):
         confusion_matrix: bool = True,
         filters: bool = True,
         histograms: bool = False,
+        cam: bool = False,
+        cam_images: int = 8,
+        iou_threshold: float = 0.5,
+        score_threshold: float = 0.5,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be 1 or more, got {every_n_epochs}.")
@@ -66,6 +85,8 @@ class TensorBoardImages(pl.Callback):
         self.confusion_matrix = confusion_matrix
         self.filters = filters
         self.histograms = histograms
+        self.cam, self.cam_images = cam, cam_images
+        self.iou_threshold, self.score_threshold = iou_threshold, score_threshold
         self._matrix: torch.Tensor | None = None  # (K, K) counts, rows true, while collecting
         self._shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._grads_due = False
@@ -78,9 +99,10 @@ class TensorBoardImages(pl.Callback):
 
     # When and where ---------------------------------------------------------------------------
     @staticmethod
-    def _writer(trainer: pl.Trainer, pl_module: pl.LightningModule):
-        """The SummaryWriter to draw into, or None (no TensorBoard, not classification)."""
-        if not isinstance(pl_module, ClassificationModule) or not trainer.is_global_zero:
+    def _writer(trainer: pl.Trainer, pl_module: pl.LightningModule, tasks=CLASSIFICATION):
+        """The SummaryWriter to draw into, or None (no TensorBoard, not rank zero, a module of
+        none of the ``tasks``)."""
+        if not isinstance(pl_module, tasks) or not trainer.is_global_zero:
             return None
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -171,9 +193,15 @@ class TensorBoardImages(pl.Callback):
                 writer.add_histogram(f"grads/{name}", p.grad.detach().float(), trainer.global_step)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        writer = self._writer(trainer, pl_module)
-        if writer is None or not self._due(trainer):
+        if not self._due(trainer) or self._writer(trainer, pl_module, DRAWN) is None:
             return
+        writer = self._writer(trainer, pl_module)
+        if writer is not None:
+            self._draw_weights(trainer, pl_module, writer)
+        self._last_cost = self._epoch_cost  # the validation pictures came before: all counted
+
+    def _draw_weights(self, trainer: pl.Trainer, pl_module: pl.LightningModule, writer) -> None:
+        """The first convolution's filters and the weights' histograms, as switched on."""
         if self.filters:
             filters = _first_conv_weight(pl_module)
             if filters is not None:
@@ -184,7 +212,6 @@ class TensorBoardImages(pl.Callback):
                 for name, p in pl_module.named_parameters():
                     weight = p.detach().float()
                     writer.add_histogram(f"weights/{name}", weight, trainer.global_step)
-        self._last_cost = self._epoch_cost  # the validation pictures came before: all counted
 
     @staticmethod
     def _log_filters(writer, pl_module: pl.LightningModule, step: int) -> None:
@@ -195,8 +222,13 @@ class TensorBoardImages(pl.Callback):
     # Validation -------------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._matrix, self._shown = None, []
-        wanted = self.predictions or self.confusion_matrix
-        if wanted and self._due(trainer) and self._writer(trainer, pl_module) is not None:
+        if not self._due(trainer) or self._writer(trainer, pl_module, DRAWN) is None:
+            return
+        if isinstance(pl_module, DetectionModule):
+            if self.confusion_matrix:  # classes 1..K at 0..K-1, the background last
+                k = pl_module.num_classes
+                self._matrix = torch.zeros(k, k, dtype=torch.long)
+        elif self.predictions or self.confusion_matrix or self.cam:
             k = pl_module.val_acc.num_classes
             self._matrix = torch.zeros(k, k, dtype=torch.long, device=pl_module.device)
 
@@ -212,7 +244,10 @@ class TensorBoardImages(pl.Callback):
         if self._matrix is None:
             return
         with self._timed():
-            self._collect(pl_module, outputs, batch)
+            if isinstance(pl_module, DetectionModule):
+                self._count_detections(outputs, batch)
+            else:
+                self._collect(pl_module, outputs, batch)
 
     def _collect(self, pl_module: pl.LightningModule, outputs, batch) -> None:
         x, y = batch
@@ -222,31 +257,72 @@ class TensorBoardImages(pl.Callback):
         preds = outputs.argmax(dim=1)
         k = len(self._matrix)
         self._matrix += torch.bincount(y * k + preds, minlength=k * k).view(k, k)  # on device
-        missing = self.num_images - sum(len(s[0]) for s in self._shown)
-        if self.predictions and missing > 0:
-            self._shown.append((x[:missing].cpu(), y[:missing].cpu(), preds[:missing].cpu()))
+        wanted = max(self.num_images * self.predictions, self.cam_images * self.cam)
+        missing = wanted - sum(len(s[0]) for s in self._shown)
+        if missing > 0:  # copies: the last epoch's are drawn after training
+            x = x[:missing].to("cpu", copy=True)
+            self._shown.append((x, y[:missing].cpu(), preds[:missing].cpu()))
+
+    def _count_detections(self, preds: list[dict], batch) -> None:
+        """A detector's batch into the matrix; ``preds`` is what its validation_step returns."""
+        _, targets = batch
+        k, iou, score = len(self._matrix), self.iou_threshold, self.score_threshold
+        self._matrix += confusion_counts(preds, targets, k, iou, score)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._matrix is None:
             return
+        if isinstance(pl_module, DetectionModule):
+            drawing = self._detection_drawing(trainer, pl_module)
+        else:
+            drawing = self._classification_drawing(trainer, pl_module)
+        self._matrix, self._shown = None, []
+        self._draw(trainer, drawing)
+
+    def _classification_drawing(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> Callable[[], None]:
         writer = self._writer(trainer, pl_module)
         step, epoch = trainer.global_step, trainer.current_epoch
-        matrix, shown, stats = self._matrix.cpu(), self._shown, _stats(trainer)
+        matrix, stats = self._matrix.cpu(), _stats(trainer)
         names = _class_names(trainer, len(matrix))
-        self._matrix, self._shown = None, []
+        shown = [torch.cat(parts) for parts in zip(*self._shown, strict=True)]
+        layer = _default_cam_layer(pl_module) if self.cam and shown else None
 
         def draw() -> None:
             if self.predictions and shown:
-                x, y, preds = (torch.cat(parts) for parts in zip(*shown, strict=True))
-                images = to_uint8(x, *stats)
+                x, y, preds = (part[: self.num_images] for part in shown)
                 true, pred = [names[i] for i in y], [names[i] for i in preds]
-                grid = figures.captioned_grid(images, true, pred)
+                grid = figures.captioned_grid(to_uint8(x, *stats), true, pred)
                 writer.add_image("val/predictions", grid, step)
             if self.confusion_matrix:
                 image = figures.confusion_matrix_image(matrix.numpy(), names, f"epoch {epoch}")
                 writer.add_image("val/confusion_matrix", image, step)
+            if layer is not None and self.cam_images > 0:
+                x, _, preds = (part[: self.cam_images] for part in shown)
+                heats = _grad_cams(pl_module.net, x, preds, layer, pl_module.device)
+                grid = figures.cam_grid(to_uint8(x, *stats), heats, [names[i] for i in preds])
+                writer.add_image("val/cam", grid, step)
 
-        self._draw(trainer, draw)
+        return draw
+
+    def _detection_drawing(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> Callable[[], None]:
+        writer = self._writer(trainer, pl_module, DRAWN)
+        matrix, step = self._matrix, trainer.global_step
+        names = [*_class_names(trainer, len(matrix) - 1, first=1), "background"]
+        title = (
+            f"epoch {trainer.current_epoch}, IoU>={self.iou_threshold:g}, "
+            f"score>={self.score_threshold:g}"
+        )
+
+        def draw() -> None:
+            counted = "objects and false detections"
+            image = figures.confusion_matrix_image(matrix.numpy(), names, title, counted)
+            writer.add_image("val/confusion_matrix", image, step)
+
+        return draw
 
 
 def _first_conv_weight(pl_module: pl.LightningModule) -> torch.Tensor | None:
@@ -268,9 +344,47 @@ def _stats(trainer: pl.Trainer) -> tuple[list[float] | None, list[float] | None]
     return stats() if callable(stats) else (None, None)
 
 
-def _class_names(trainer: pl.Trainer, k: int) -> list[str]:
-    """The datamodule's class names, or the label numbers where it has none that fit."""
+def _class_names(trainer: pl.Trainer, k: int, first: int = 0) -> list[str]:
+    """The datamodule's class names, or the label numbers (from ``first``) where it has none
+    that fit."""
     names = getattr(trainer.datamodule, "class_names", None)
     if names is None or len(names) != k:
-        names = range(k)
+        names = range(first, first + k)
     return [str(n) for n in names]
+
+
+def _default_cam_layer(pl_module: pl.LightningModule) -> nn.Module | None:
+    """The layer Grad-CAM explains by default in the module's network, or None (none declared,
+    as for a network without a convolution)."""
+    try:
+        return cam_layer(pl_module.net)[1]
+    except UserError:
+        return None
+
+
+def _grad_cams(
+    net: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module, device
+) -> torch.Tensor:
+    """Grad-CAM maps (B, H, W) of ``images`` (B, C, H, W), each of its class in ``targets``.
+
+    Validation runs under inference_mode, which shuts autograd out: the maps are computed with
+    it switched off, on copies made there (an inference tensor cannot enter autograd), with
+    ``net`` in evaluation mode. torch.autograd.grad leaves the parameters' .grad alone.
+    """
+    with torch.inference_mode(False), torch.enable_grad(), _evaluating(net):
+        x = images.to(device, copy=True)
+        maps = [grad_cam(net, x[i][None], int(t), layer) for i, t in enumerate(targets)]
+    return torch.stack(maps).cpu()
+
+
+@contextmanager
+def _evaluating(net: nn.Module):
+    """``net`` in evaluation mode inside; each of its modules' own mode restored after (a
+    frozen part may stay in evaluation mode while the rest trains)."""
+    modes = [(module, module.training) for module in net.modules()]
+    net.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -17,16 +17,20 @@ from cnnlab.viz.images import image_grid
 
 
 def new_map_metric(
-    per_class: bool = False, iou_thresholds: list[float] | None = None
+    per_class: bool = False,
+    iou_thresholds: list[float] | None = None,
+    extended_summary: bool = False,
 ) -> MeanAveragePrecision:
     """COCO-style box mAP computed by pycocotools (the reference implementation); ``per_class``
-    adds each class's AP (``map_per_class``), ``iou_thresholds`` replaces COCO's 0.5:0.95."""
+    adds each class's AP (``map_per_class``), ``iou_thresholds`` replaces COCO's 0.5:0.95, and
+    ``extended_summary`` adds COCO's precision array (the report's precision-recall curves)."""
     return MeanAveragePrecision(
         box_format="xyxy",
         iou_type="bbox",
         backend="pycocotools",
         class_metrics=per_class,
         iou_thresholds=iou_thresholds,
+        extended_summary=extended_summary,
     )
 
 
@@ -126,16 +130,18 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
                 name = label_text(int(label), names)
                 self.log(f"{stage}/{key}_{name}", value.float(), sync_dist=True)
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int) -> list[dict[str, torch.Tensor]]:
+        """The batch's predictions, returned for callbacks (TensorBoard's confusion matrix)."""
         images, targets, preds = self._predict(batch, self.val_map)
         if targets and "proposals" in targets[0]:
             self._count_recall(targets)
         if self.trainer.sanity_checking:
-            return
+            return preds
         for image, target, pred in zip(images, targets, preds, strict=True):
             if len(self._shown) >= self.num_logged_images:
                 break
             self._shown.append(self._draw(image, target, pred))
+        return preds
 
     def _count_recall(self, targets: list[dict]) -> None:
         """How many true boxes the given proposals cover, at IoU 0.5 and 0.7."""

@@ -1,5 +1,6 @@
 """Pictures of a classifier, shared by TensorBoard (callbacks/tensorboard_images.py) and the run
-report: the confusion matrix, the first convolution's filters, captioned image tiles.
+report: the confusion matrix, the first convolution's filters, captioned image tiles, Grad-CAM
+maps over the images.
 
 Images are uint8 tensors (3, H, W), what ``SummaryWriter.add_image`` and PNG writers take.
 They are drawn with torchvision's make_grid and PIL, fast enough for every epoch.
@@ -11,14 +12,19 @@ from collections.abc import Sequence
 import torch
 from torchvision.utils import make_grid
 
+from cnnlab.viz.images import caption, heat_tile, scaled_grid
+
 GREEN, RED, WHITE = (40, 160, 60), (220, 40, 40), (255, 255, 255)
 MIN_TILE = 96  # pixels: a 32x32 digit is drawn 3x larger so that its caption fits under it
 
 
-def confusion_matrix_image(matrix, class_names: Sequence[str], title: str = "") -> torch.Tensor:
+def confusion_matrix_image(
+    matrix, class_names: Sequence[str], title: str = "", counted: str = "images"
+) -> torch.Tensor:
     """``matrix`` (K, K), rows the true classes and columns the predictions, drawn as a uint8
     image (3, H, W): cells shaded by the share of their row (so rare classes show as clearly as
-    frequent ones), with their counts up to 20 classes, and the accuracy in the title.
+    frequent ones), with their counts up to 20 classes, and the accuracy in the title, over
+    the matrix's total of ``counted`` (a detection matrix counts objects and false detections).
 
     Drawn with PIL in a few milliseconds (a matplotlib figure took about 0.3 s, as long as a
     LeNet epoch on the digits), so TensorBoard can have one every epoch.
@@ -38,11 +44,11 @@ def confusion_matrix_image(matrix, class_names: Sequence[str], title: str = "") 
     left = label_chars * text_w + 22  # "true" written down the side, then the row labels
     top = 34 + (12 if k <= 30 else 0)  # title, "predicted", the column labels
     side = cell * k
-    width = max(left + side + 8, 16 + text_w * (len(title) + 36))
+    width = max(left + side + 8, 16 + text_w * (len(title) + 30 + len(counted)))
     canvas = Image.new("RGB", (width, top + side + 8), WHITE)
     draw = ImageDraw.Draw(canvas)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
-    heading = f"{title}  " * bool(title) + f"accuracy {accuracy:.3f} ({counts.sum()} images)"
+    heading = f"{title}  " * bool(title) + f"accuracy {accuracy:.3f} ({counts.sum()} {counted})"
     draw.text((8, 4), heading, fill=(0, 0, 0))
     draw.text((left + side // 2 - 4 * text_w, 18), "predicted", fill=(80, 80, 80))
     for n, ch in enumerate("true"):
@@ -117,3 +123,18 @@ def captioned_grid(
         draw.text((x0 + 2, y0 + h + 1), f"true {t}"[:chars], fill=WHITE)
         draw.text((x0 + 2, y0 + h + line + 2), f"pred {p}"[:chars], fill=GREEN if t == p else RED)
     return torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous()
+
+
+def cam_grid(images: torch.Tensor, heats: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) with their Grad-CAM maps (B, H, W) in [0, 1] drawn over them
+    (``heat_tile``: enlarged to at least 96 pixels a side) and a caption at the top of each
+    (the class explained) -> one uint8 grid (3, H', W')."""
+    import numpy as np
+    from PIL import Image
+
+    tiles = []
+    for image, heat, text in zip(images, heats, captions, strict=True):
+        tile = heat_tile(image, heat).permute(1, 2, 0).numpy()
+        drawn = caption(Image.fromarray(np.ascontiguousarray(tile)), text)
+        tiles.append(torch.from_numpy(np.array(drawn)).permute(2, 0, 1))
+    return scaled_grid(torch.stack(tiles))

@@ -105,3 +105,17 @@ def heatmap_overlay(image, heat: torch.Tensor, alpha: float = 0.5):
     colours = colormaps["jet"](heat.clamp(0, 1).cpu().numpy())[..., :3]  # (H, W, 3) in [0, 1]
     heat_image = Image.fromarray((colours * 255).astype("uint8"))
     return Image.blend(image.convert("RGB"), heat_image, alpha)
+
+
+def heat_tile(image: torch.Tensor, heat: torch.Tensor, min_side: int = 96) -> torch.Tensor:
+    """uint8 (3, H, W) enlarged by a whole factor to at least ``min_side`` pixels a side, with
+    ``heat`` (h, w) in [0, 1] drawn over it (``heatmap_overlay``): uint8 (3, H', W')."""
+    import numpy as np
+    from PIL import Image
+
+    scale = max(1, math.ceil(min_side / min(image.shape[-2:])))
+    big = image.detach().cpu().repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    heat = F.interpolate(heat.detach().cpu().float()[None, None], size=tuple(big.shape[-2:]),
+                         mode="bilinear")[0, 0]  # fmt: skip
+    picture = heatmap_overlay(Image.fromarray(big.permute(1, 2, 0).contiguous().numpy()), heat)
+    return torch.from_numpy(np.array(picture)).permute(2, 0, 1).contiguous()
