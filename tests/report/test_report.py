@@ -83,6 +83,7 @@ def test_page_is_written_into_the_run_folder_with_every_section(run, page):
     assert "test/acc" in html and "Seconds per epoch, from event file clock times" in html
     assert "Parameters: 61,706" in html  # LeNet-5 on 10 classes
     assert html.count("<figure>") == 12  # confident mistakes, as ~25 % are wrong after 2 epochs
+    assert html.count("<br>Grad-CAM for") == 12  # each with its heatmaps, for both classes
 
 
 def test_page_is_self_contained(page):
@@ -91,7 +92,7 @@ def test_page_is_self_contained(page):
     assert "http://" not in html.split("<pre>")[0] and "https://" not in html.split("<pre>")[0]
     assert "<script" not in html and "<link" not in html
     sources = IMG_SRC.findall(html)
-    assert len(sources) >= 16  # curves, confusion, per-class bars, 12 mistakes, filters
+    assert len(sources) >= 40  # curves, confusion, per-class bars, 12 x 3 mistakes, filters
     for src in sources:
         image = decoded(src)
         low, high = image.convert("L").getextrema()
@@ -196,15 +197,23 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("overrides", "metric"),
+    ("overrides", "metric", "sections"),
     [
-        (["data=shapes_detection", "model=fasterrcnn", "model/backbone=resnet20"], "test/map"),
-        (["data=shapes_segmentation", "model=fcn32s", "model/backbone=resnet20"], "test/miou"),
+        (
+            ["data=shapes_detection", "model=fasterrcnn", "model/backbone=resnet20"],
+            "test/map",
+            ("Detection per class", "Detection confusion matrix", "Largest missed objects"),
+        ),
+        (
+            ["data=shapes_segmentation", "model=fcn32s", "model/backbone=resnet20"],
+            "test/miou",
+            ("Per-class IoU", "Worst test images"),
+        ),
     ],
     ids=["detection", "segmentation"],
 )
 def test_detection_and_segmentation_pages_show_metrics_and_drawn_predictions(
-    tmp_path, overrides, metric
+    tmp_path, overrides, metric, sections
 ):
     run_dir = tmp_path / "run"
     tiny = [
@@ -224,9 +233,9 @@ def test_detection_and_segmentation_pages_show_metrics_and_drawn_predictions(
     finally:
         GlobalHydra.instance().clear()
     html = write_report(run_dir).read_text(encoding="utf-8")
-    for section in ("Final metrics", "Training curves", "Test predictions", "Config"):
+    for section in ("Final metrics", "Training curves", "Test predictions", "Config", *sections):
         assert f"<h2>{section}</h2>" in html
-    assert metric in html and "Test split" not in html
+    assert metric in html and "Test split" not in html  # the classifier's section
     for src in IMG_SRC.findall(html):
         low, high = decoded(src).convert("L").getextrema()
         assert high - low > 20, "a blank picture"

@@ -16,6 +16,7 @@ class Mistake:
     true: int
     predicted: int
     confidence: float  # softmax probability of the predicted class
+    input: torch.Tensor | None = None  # (C, H, W) as the network took it, for Grad-CAM
 
 
 @dataclass
@@ -66,7 +67,9 @@ def classify_test_split(
         if len(wrong):
             pictures = to_uint8(x[wrong].float(), mean, std)
             kept += [
-                Mistake(pictures[i], int(y[j]), int(predicted[j]), float(confidence[j]))
+                Mistake(
+                    pictures[i], int(y[j]), int(predicted[j]), float(confidence[j]), x[j].clone()
+                )
                 for i, j in enumerate(wrong.tolist())
             ]
             kept = sorted(kept, key=lambda m: -m.confidence)[:MISTAKES]

@@ -4,12 +4,12 @@ The page opens from the file system in any browser, mailed or copied alone, with
 and without a network.
 """
 
-import base64
 import datetime
 from html import escape
 from pathlib import Path
 
 from cnnlab.report.analysis import Analysis
+from cnnlab.report.markup import img, number, table
 from cnnlab.report.run_data import RunData
 from cnnlab.tasks.table import TASKS
 
@@ -27,37 +27,13 @@ th { background: #eef1f5; } pre { background: #f7f7f7; padding: 1em; overflow-x:
 img { max-width: 100%; } .pixels { image-rendering: pixelated; }
 .row { display: flex; gap: 2em; align-items: flex-start; flex-wrap: wrap; }
 .mistakes { display: grid; grid-template-columns: repeat(6, 150px); gap: 0.8em; }
+.mistakes.cams { grid-template-columns: repeat(3, 330px); }
+.gallery { display: grid; grid-template-columns: repeat(4, 1fr); gap: 0.8em; }
 figure { margin: 0; text-align: center; font-size: 0.85em; }
-figure img { width: 96px; height: 96px; border: 1px solid #999; }
+.mistakes img { width: 96px; height: 96px; border: 1px solid #999; margin: 0 2px; }
+.gallery img { width: 100%; border: 1px solid #999; image-rendering: pixelated; }
 .note { background: #fff6dd; border-left: 4px solid #e0b000; padding: 0.4em 0.8em; }
 """
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def img(png: bytes, alt: str, css: str = "") -> str:
-    extra = f' class="{css}"' if css else ""
-    return f'<img src="{data_uri(png)}" alt="{escape(alt)}"{extra}>'
-
-
-def number(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
-    return escape(str(value))
-
-
-def table(head: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; cells are already escaped HTML, numbers right-aligned by their class."""
-    top = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i else f"<td>{c}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{top}</tr>{body}</table>"
 
 
 def metric_order(name: str) -> tuple[int, str]:
@@ -129,46 +105,6 @@ def times_section(run: RunData, found: Analysis) -> str:
     return "".join(parts)
 
 
-def classification_section(found: Analysis) -> str:
-    if found.confusion_png is None:
-        return ""
-    where = f"the {found.test_images} test images, with {escape(found.checkpoint.name)}"
-    parts = [
-        f"<h2>Test split</h2><p>Accuracy {found.accuracy:.4f} on {where}.</p>",
-        '<div class="row">',
-        img(found.confusion_png, "confusion matrix"),
-        table(
-            ["class", "accuracy", "images"],
-            [[escape(n), f"{a:.3f}", str(c)] for n, a, c in found.per_class],
-        ),
-        "</div>",
-        img(found.per_class_png, "accuracy per class"),
-        "<h2>Most confident mistakes</h2>",
-    ]
-    if found.mistakes:
-        figures = "".join(
-            f"<figure>{img(png, f'true {t}, predicted {p}', 'pixels')}<figcaption>true "
-            f"<b>{escape(t)}</b>, predicted <b>{escape(p)}</b><br>confidence {c:.2f}"
-            "</figcaption></figure>"
-            for png, t, p, c in found.mistakes
-        )
-        parts.append(f'<div class="mistakes">{figures}</div>')
-    else:
-        parts.append("<p>No mistakes on the test split.</p>")
-    return "".join(parts)
-
-
-def filters_section(found: Analysis) -> str:
-    if found.filters_png is None:
-        return ""
-    shape = " x ".join(str(d) for d in found.filters_shape)
-    return (
-        f"<h2>First-layer filters</h2><p>The first convolution's weights ({shape}: out x in x "
-        "height x width), each filter scaled to its own range.</p>"
-        + img(found.filters_png, "first-layer filters", "pixels")
-    )
-
-
 def samples_section(run: RunData, found: Analysis) -> str:
     if found.samples_png is None:
         return ""
@@ -192,8 +128,7 @@ def render(run: RunData, found: Analysis) -> str:
         notes,
         metrics_section(run),
         curves_section(run),
-        classification_section(found),
-        filters_section(found),
+        *found.sections,
         samples_section(run, found),
         times_section(run, found),
         config_section(run),
@@ -205,13 +140,23 @@ def render(run: RunData, found: Analysis) -> str:
     )
 
 
-def write_report(run_dir: Path, out: Path | None = None, max_images: int | None = None) -> Path:
-    """Read ``run_dir``, analyse its best checkpoint on the test split, write the page."""
+def write_report(
+    run_dir: Path,
+    out: Path | None = None,
+    max_images: int | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Path:
+    """Read ``run_dir``, analyse its best checkpoint on the test split (its first
+    ``max_images`` images; ``overrides`` like ``report.iou_threshold=0.7``), write the page."""
+    from omegaconf import OmegaConf
+
     from cnnlab.report.analysis import analyse
     from cnnlab.report.run_data import collect
+    from cnnlab.report.settings import report_settings
 
     run = collect(run_dir)
-    found = analyse(run.checkpoint, max_images)
+    settings = report_settings(OmegaConf.create(run.config_text), overrides, max_images)
+    found = analyse(run.checkpoint, settings)
     out = out or run_dir / "report.html"
     out.write_text(render(run, found), encoding="utf-8")
     return out

@@ -1,4 +1,5 @@
-"""The report's charts as PNG bytes: a run's curves and its per-class accuracy.
+"""The report's charts as PNG bytes: a run's curves, its per-class accuracy, a detector's
+precision-recall curves.
 
 matplotlib is imported inside the functions so that importing cnnlab stays light.
 """
@@ -71,5 +72,22 @@ def per_class_png(accuracy: torch.Tensor, class_names: list[str]) -> bytes:
     ax.set_xticks(range(len(values)), class_names, rotation=90 if len(values) > 12 else 0)
     ax.set(ylim=(0, 1.02), ylabel="test accuracy", title="accuracy per class (dashed: mean)")
     ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def pr_curves_png(curves: dict[float, dict[str, tuple[np.ndarray, float]]]) -> bytes:
+    """One panel per IoU threshold: each class's interpolated precision against recall (COCO's
+    101 recall points), its AP in the legend. ``curves``: IoU -> class -> (precision, AP)."""
+    plt = _pyplot()
+    recall = np.linspace(0, 1, 101)
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.8), squeeze=False)
+    for ax, (iou, per_class) in zip(axes[0], curves.items(), strict=True):
+        for i, (name, (precision, ap)) in enumerate(per_class.items()):
+            ax.plot(recall, precision, color=f"C{i % 10}", label=f"{name} (AP {ap:.3f})")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+        ax.set_title(f"IoU {iou:.2f}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return figure_png(fig)

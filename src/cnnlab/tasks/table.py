@@ -29,7 +29,7 @@ class Task:
     predictor: str  # (net, images, out_dir, datamodule, names, settings) -> rows, files written
     drawer: str | None = None  # (module, loader, names) -> uint8 grid of drawn test predictions
     drawn: str = ""  # what the drawer's pictures show, for the report
-    analysis: str | None = None  # the report's test-split analysis (result, restored, max_images)
+    analysis: str | None = None  # the report's test-split sections (result, restored, settings)
     recipe: dict[str, str] = field(default_factory=dict)  # recipe key -> "data.KW" / "module.KW"
     finetune: bool = False  # takes finetune=... strategies (a classifier head to replace)
     image_mode: str = "RGB"  # how predict reads pictures: "RGB", or "channels" (L for 1 channel)
@@ -50,7 +50,7 @@ TASKS: dict[str, Task] = {
             metrics=("train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "test/acc_top5"),
             curves=("accuracy", ("train/acc", "val/acc")),
             predictor="cnnlab.inference.classification.classify_images",
-            analysis="cnnlab.report.analysis.add_classification",
+            analysis="cnnlab.report.classification.add_classification",
             recipe={
                 "augment": "data.augment_policy",
                 "random_erasing": "data.random_erasing",
@@ -81,6 +81,7 @@ TASKS: dict[str, Task] = {
             curves=("mAP", ("val/map", "val/map_50", "val/map_75")),
             predictor="cnnlab.inference.detection.detect_images",
             drawer="cnnlab.viz.samples.detection_samples",
+            analysis="cnnlab.report.detection.add_detection",
             drawn="true boxes in green, predicted boxes in red with their scores",
         ),
         Task(
@@ -96,6 +97,7 @@ TASKS: dict[str, Task] = {
             predictor="cnnlab.inference.segmentation.segment_images",
             drawer="cnnlab.viz.samples.segmentation_samples",
             drawn="each row: the image, the true mask over it, the predicted mask over it",
+            analysis="cnnlab.report.segmentation.add_segmentation",
         ),
     )
 }
