@@ -75,6 +75,11 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
+    from PIL import Image  # 256 colours: a third of the bytes, the same to the eye
+
+    Image.open(args.out).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+        args.out, optimize=True
+    )
     print(f"wrote {args.out}")
 
 

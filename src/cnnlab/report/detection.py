@@ -84,7 +84,13 @@ def examples_of(image, target, pred, iou_threshold, score_threshold, names):
         best = int(iou[:, d].argmax()) if iou is not None else None
         overlap = float(iou[best, d]) if best is not None else 0.0
         if best is not None and overlap >= iou_threshold and best in found:
-            why = f"a second detection of a {name(t_labels[best])} already found"
+            true = name(t_labels[best])
+            finder = name(pred["labels"][next(d2 for o2, d2 in matching.pairs if o2 == best)])
+            why = (
+                f"a second detection of a {true} already found"
+                if said == true
+                else f"on a {true} already found as a {finder}"
+            )
         elif overlap >= 0.1:
             why = f"badly placed on a {name(t_labels[best])} (IoU {overlap:.2f})"
         else:
@@ -130,17 +136,21 @@ def find_errors(net, loader, num_classes: int, settings, names, metric) -> Findi
 
 def tile(example: Example, names, missed: bool) -> torch.Tensor:
     """The picture enlarged, its true boxes in green; a false detection in red, or a missed
-    object in orange beside the detections that were made (red)."""
+    object in orange with the detections that overlap it (red)."""
     scale = max(1, TILE // max(example.image.shape[-2:]))
     picture = (example.image.clamp(0, 1) * 255).round().to(torch.uint8)
     picture = picture.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     boxes, labels = example.target["boxes"] * scale, example.target["labels"]
     pred = example.pred
     if missed:
+        from torchvision.ops import box_iou
+
         others = [i for i in range(len(labels)) if i != example.box]
+        near = box_iou(boxes[example.box][None].float(), pred["boxes"].float() * scale)[0] > 0
         picture = draw_detections(
-            picture, pred["boxes"] * scale, pred["labels"], pred["scores"], names, PRED_COLOR
-        )
+            picture, pred["boxes"][near] * scale, pred["labels"][near], pred["scores"][near],
+            names, PRED_COLOR,
+        )  # fmt: skip
         picture = draw_detections(picture, boxes[others], labels[others], None, names, TRUE_COLOR)
         one = slice(example.box, example.box + 1)
         return draw_detections(picture, boxes[one], labels[one], None, names, MISSED_COLOR)
@@ -207,7 +217,7 @@ def add_detection(result, run, settings) -> None:
     matrix = confusion_matrix_image(
         found.matrix, [*names, "background"], f"{at}:", "objects and false detections"
     )
-    matrix_png = tensor_png(matrix)
+    matrix_png = tensor_png(matrix, scale=2)
     head = ["class", "objects", "AP", "AP50", "found", "other class", "missed", "false"]
     result.sections += [
         f"<h2>Detection per class</h2><p>{found.images} test images, with "
@@ -225,5 +235,6 @@ def add_detection(result, run, settings) -> None:
         "<h2>Highest-scoring false detections</h2><p>True boxes in green, the false detection "
         "in red.</p>" + gallery_html(found.false, names, missed=False),
         "<h2>Largest missed objects</h2><p>The missed object in orange, the other true boxes in "
-        "green, the detections made in red.</p>" + gallery_html(found.missed, names, missed=True),
+        "green, the detections that overlap it in red.</p>"
+        + gallery_html(found.missed, names, missed=True),
     ]
