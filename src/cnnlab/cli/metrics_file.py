@@ -9,9 +9,13 @@ log = logging.getLogger("cnnlab")
 
 
 def write_metrics(run_dir: str, metrics: dict) -> Path:
-    """Numbers as floats (NaN and inf as strings, which JSON lacks), keys sorted."""
+    """Numbers as floats (NaN and inf as strings, which JSON lacks), flags (``stopped_early``)
+    as true/false, keys sorted."""
     clean = {}
     for key, value in metrics.items():
+        if isinstance(value, bool):
+            clean[key] = value
+            continue
         value = float(value)
         clean[key] = (
             int(value)

@@ -14,6 +14,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Imported here, after Hydra has set up logging, so Lightning's messages reach train.log.
     import lightning.pytorch as pl
 
+    from cnnlab.callbacks.early_stopping import stopped_early
     from cnnlab.cli.heap import frozen_heap
     from cnnlab.cli.metrics_file import finish_run
     from cnnlab.factory import build
@@ -59,6 +60,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(tuned)
     metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+    stopped = stopped_early(trainer)
+    if stopped is not None:  # early stopping was on
+        metrics["stopped_early"] = stopped
     metrics["params"] = sum(p.numel() for p in module.net.parameters())
 
     best = build.best_checkpoint(trainer)
