@@ -44,9 +44,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="KEY",
         help="also a table averaged over the runs that differ only in the override KEY=..., "
-        "e.g. --mean-over seed (mean ± standard deviation and the number of runs)",
+        "e.g. --mean-over seed (mean ± standard deviation and the number of runs), and the "
+        "statistics over KEY of one metric: n, mean, std, 95%% interval per group, and each "
+        "group's paired t-test (Wilcoxon from 6 seeds) against the best group with a verdict, in "
+        "comparison.md, comparison_seeds.csv and comparison_seeds.png",
+    )
+    parser.add_argument(
+        "--metric",
+        default=None,
+        metavar="NAME",
+        help="the metric --mean-over and --seeds-needed compare (default: the task's headline "
+        "test metric: test/acc, test/map or test/miou)",
+    )
+    parser.add_argument(
+        "--seeds-needed",
+        type=_positive,
+        default=None,
+        metavar="DELTA",
+        help="estimate how many seeds per group a paired t-test (two-sided, alpha 0.05) needs to "
+        "tell apart a difference of DELTA in the metric with power 0.8, from the spread observed "
+        "(implies --mean-over seed)",
     )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> float:
+    """A difference to detect: a number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, e.g. 0.005, not {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +88,13 @@ def main(argv: list[str] | None = None) -> None:
         from cnnlab.compare.comparison import compare
 
         text, written = compare(
-            args.dirs, args.out, metrics, " ".join([PROG, *given]), args.mean_over
+            args.dirs,
+            args.out,
+            metrics,
+            " ".join([PROG, *given]),
+            args.mean_over,
+            over_metric=args.metric,
+            seeds_delta=args.seeds_needed,
         )
         print(text)
         for path in written:

@@ -3,7 +3,16 @@
 from pathlib import Path
 
 from cnnlab.compare.curves import plot_comparison, run_val_tag
-from cnnlab.compare.runs import best_run, find_runs, label_runs, monitor_of
+from cnnlab.compare.runs import Run, best_run, find_runs, label_runs, monitor_of
+from cnnlab.compare.seed_figure import plot_seed_means
+from cnnlab.compare.seed_groups import group_runs
+from cnnlab.compare.seed_report import (
+    seed_csv,
+    seed_markdown,
+    seed_metric,
+    seed_rows,
+    seeds_needed_text,
+)
 from cnnlab.compare.table import choose_columns, csv_table, markdown_table, mean_table
 from cnnlab.errors import UserError
 from cnnlab.report.scalars import read_scalars
@@ -15,14 +24,19 @@ def compare(
     metrics: list[str] | None = None,
     command: str = "",
     mean_over: str | None = None,
+    over_metric: str | None = None,
+    seeds_delta: float | None = None,
 ) -> tuple[str, list[Path]]:
     """Read the runs under ``dirs``; write comparison.md, comparison.csv and comparison.png into
     ``out`` (default: the first of ``dirs``, a sweep folder or a run folder).
 
     The best run is the one whose task's monitored metric (val/acc, val/map, val/miou: what its
-    best checkpoint is chosen by) peaked highest in any epoch. Returns the Markdown text and the
-    files written.
+    best checkpoint is chosen by) peaked highest in any epoch. ``mean_over`` (e.g. ``seed``) adds
+    the statistics over that key (comparison_seeds.csv and .png) of ``over_metric``; ``seeds_delta``
+    the number of seeds that would tell apart that difference (and implies ``mean_over="seed"``).
+    Returns the Markdown text and the files written.
     """
+    mean_over = mean_over or ("seed" if seeds_delta is not None else None)
     runs = find_runs(dirs)
     shared = label_runs(runs)
     columns = choose_columns(runs, metrics)
@@ -53,9 +67,13 @@ def compare(
         "(or, without it, between its first and last TensorBoard event).",
         "",
     ]
+    seed_files = []
     if mean_over:
         lines += [mean_table(runs, columns, mean_over), ""]
     lines += [f"- {r.label}: {r.path} ({r.note})" for r in runs if r.note]
+    if mean_over:
+        section, seed_files = over_seeds(runs, shared, mean_over, over_metric, seeds_delta, out)
+        lines += ["", section]
     text = "\n".join(lines).rstrip() + "\n"
 
     table = out / "comparison.md"
@@ -70,4 +88,24 @@ def compare(
         val_tags=[run_val_tag(c, monitor_of(r.task)) for r, c in zip(runs, curves, strict=True)],
         best=best,
     )
-    return text, [table, spreadsheet, figure]
+    return text, [table, spreadsheet, figure, *seed_files]
+
+
+def over_seeds(
+    runs: list[Run],
+    shared: list[str],
+    key: str,
+    metric: str | None,
+    seeds_delta: float | None,
+    out: Path,
+) -> tuple[str, list[Path]]:
+    """The statistics over ``key`` (seed): the Markdown section (with the seeds-needed estimate
+    when ``seeds_delta`` is given), comparison_seeds.csv and comparison_seeds.png."""
+    name, why = seed_metric(runs, metric)
+    rows = seed_rows(group_runs(runs, name, key, shared), name, key)
+    text = seed_markdown(rows, name, why, key)
+    if seeds_delta is not None:
+        text += "\n" + seeds_needed_text(rows, seeds_delta, name, key) + "\n"
+    spreadsheet = out / "comparison_seeds.csv"
+    spreadsheet.write_text(seed_csv(rows, name))
+    return text, [spreadsheet, plot_seed_means(rows, name, out / "comparison_seeds.png", key)]
