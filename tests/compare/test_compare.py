@@ -123,15 +123,17 @@ def test_two_real_runs_compared(make_cfg, tmp_path):
     assert written == [sweep / "comparison.md", sweep / "comparison.csv", sweep / "comparison.png"]
     assert (sweep / "comparison.md").read_text() == text
     assert "Common to all runs: `trainer.max_epochs=1`." in text
-    header = "| run | test/acc | test/loss | test/acc_top5 | val/acc | val/loss | epoch | params |"
-    header += " time_s | best |"
+    header = "| run | test/acc | test/loss | test/acc_top5 | test/balanced_acc | test/f1_macro |"
+    header += " val/acc | val/loss | epoch | params | time_s | best |"
     assert header in text.splitlines()
     rows = table_rows(text)
     assert [row[0] for row in rows] == ["optimizer=sgd", "optimizer=adam"]
     for row, optimizer in zip(rows, ["sgd", "adam"], strict=True):
         assert float(row[1]) == pytest.approx(results[optimizer]["test/acc"], abs=1e-4)
-        assert row[6] == "1"  # epochs trained
-        assert float(row[7]) > 0  # seconds, from the event files' clock times here
+        cells = dict(zip(header.strip("| ").split(" | "), row, strict=True))
+        assert cells["epoch"] == "1"  # epochs trained
+        assert float(cells["params"]) > 0
+        assert float(cells["time_s"]) > 0  # seconds, from the event files' clock times here
     best = max(results, key=lambda o: results[o]["val/acc"])  # one epoch: its val/acc is the peak
     assert [row[-1] for row in rows] == ["yes" if o == best else "" for o in ("sgd", "adam")]
     assert_csv_matches(sweep)

@@ -12,8 +12,10 @@ from cnnlab.errors import UserError
 
 # Columns shown when the user names none: test metrics, then validation, then the epoch count
 # and the network's parameter count (``params``);
-# within a group these lead and the rest follow alphabetically.
+# within a group these lead and the rest follow alphabetically. A classifier's recall per class
+# (test/recall_<class>: a column each, a hundred on CIFAR-100) is shown only when named.
 _LEADING = ("test/acc", "test/loss", "val/acc", "val/loss")
+_PER_CLASS = ("test/recall_",)
 _INTEGERS = ("epoch", "global_step", "params")
 TIME = "time_s"
 BEST = "best"
@@ -36,10 +38,8 @@ def choose_columns(runs: list[Run], requested: list[str] | None = None) -> list[
                 f"{', '.join(available) or 'no metrics at all'}."
             )
         return list(requested)
-    return sorted(
-        (k for k in available if k.startswith(("test/", "val/")) or k in ("epoch", "params")),
-        key=_default_order,
-    )
+    shown = [k for k in available if k.startswith(("test/", "val/")) or k in ("epoch", "params")]
+    return sorted((k for k in shown if not k.startswith(_PER_CLASS)), key=_default_order)
 
 
 def _cell(value: float | int | str | None, key: str) -> str:

@@ -10,9 +10,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from cnnlab.data.augment import check_policy as augment_check
+from cnnlab.data.balance import balanced_class_weights, check_balance, sample_weights
+from cnnlab.data.class_counts import class_counts, log_class_counts
 from cnnlab.data.in_memory import InMemoryLoader
 from cnnlab.data.loaders import SplitLoaders, batches_done
-from cnnlab.data.subset import relabel, resolve_classes
+from cnnlab.data.subset import dataset_labels, relabel, resolve_classes
 from cnnlab.data.transforms import classification_transforms
 from cnnlab.errors import UserError
 
@@ -41,6 +43,12 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     split once, unaugmented and unnormalised, into one tensor kept on the training device, and
     serves it through ``InMemoryLoader`` (batched shifts and flips there, same distribution);
     splits larger than ``in_memory_limit_mb`` fall back to the ordinary loaders.
+
+    ``setup`` logs the images per class of each split (``train_counts`` keeps the training
+    split's), with a warning when the training split is imbalanced (``class_counts``).
+    ``balance`` (``data.balance``, see ``cnnlab.data.balance``): ``sampler`` makes the training
+    loader draw every class about equally often; ``loss`` gives the task module balanced class
+    weights for its loss (``loss_class_weights``); ``none`` does neither.
     """
 
     task = "classification"
@@ -70,9 +78,11 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         augment_policy: str = "basic",
         random_erasing: float = 0.0,
         color_jitter: float = 0.0,
+        balance: str = "none",
     ) -> None:
         super().__init__()
         augment_check(augment_policy)
+        self.balance = check_balance(balance)
         if samples_per_class is not None and (
             isinstance(samples_per_class, bool)
             or not isinstance(samples_per_class, int)
@@ -103,6 +113,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.train_counts: torch.Tensor | None = None
 
     # What the model needs to know -------------------------------------------------------
     @property
@@ -159,6 +170,7 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
         if self.train_set is None:
             splits = self._build(self.transforms(train=True), self.transforms(train=False))
             self.train_set, self.val_set, self.test_set = self._subset(*splits)
+            self.train_counts = self._count_classes()
         if self.memory is None and self._wants_memory():
             self.memory = self._hold_in_memory()
 
@@ -185,6 +197,36 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             len(test),
         )
         return train, new_val, test
+
+    def _count_classes(self) -> torch.Tensor:
+        """Log the images per class of every split (read from the labels only) and return the
+        training split's counts."""
+        splits = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        if self.test_set is self.val_set:  # e.g. an image folder without test/
+            splits = {"train": self.train_set, "val and test": self.val_set}
+        counts = {name: class_counts(d, self.num_classes) for name, d in splits.items()}
+        log_class_counts(counts, self.class_names)
+        return counts["train"]
+
+    # Balancing the classes ---------------------------------------------------------------
+    def loss_class_weights(self) -> torch.Tensor | None:
+        """With ``balance="loss"``, the training split's balanced class weights (the splits are
+        set up first if they are not yet): what the task module weighs its loss with; else
+        None."""
+        if self.balance != "loss":
+            return None
+        self.setup("fit")
+        return balanced_class_weights(self.train_counts)
+
+    def _draw_weights(self, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        """With ``balance="sampler"``, the training loader's draw weight of each training image:
+        1 / images of its class (``labels``: the training split's, read from ``train_set``
+        when not given); else None."""
+        if self.balance != "sampler":
+            return None
+        if labels is None:
+            labels = torch.as_tensor(dataset_labels(self.train_set))
+        return sample_weights(labels.cpu(), self.train_counts)
 
     def split_generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.split_seed)
@@ -269,10 +311,13 @@ class ClassificationDataModule(SplitLoaders, pl.LightningDataModule):
             world_size=trainer.world_size if trainer is not None else 1,
             epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
             done=batches_done(trainer) if trainer is not None and train else None,
+            weights=self._draw_weights(labels) if train else None,
         )
 
     def train_dataloader(self):
-        return self._memory_loader("train", True) if self.memory else super().train_dataloader()
+        if self.memory:
+            return self._memory_loader("train", True)
+        return self._loader(self.train_set, shuffle=True, weights=self._draw_weights())
 
     def val_dataloader(self):
         return self._memory_loader("val", False) if self.memory else super().val_dataloader()

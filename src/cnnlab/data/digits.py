@@ -2,7 +2,11 @@
 
 Upsampled once to 32x32 (bilinear) so LeNet-5 sees the input size it was designed for, and
 split train/val/test (70/15/15, stratified by class) with a fixed seed. Nothing is downloaded.
+``ImbalancedDigitsDataModule`` (``data=digits_imbalanced``) thins some classes of the training
+split, a bundled imbalanced set for ``data.balance``.
 """
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from cnnlab.data.classification import ClassificationDataModule
+from cnnlab.errors import UserError
 
 
 class TensorImageDataset(Dataset):
@@ -68,3 +73,41 @@ class DigitsDataModule(ClassificationDataModule):
             TensorImageDataset(x[i], y[i], tf)
             for i, tf in ((train_idx, train_tf), (val_idx, eval_tf), (test_idx, eval_tf))
         )
+
+
+class ImbalancedDigitsDataModule(DigitsDataModule):
+    """The digits with an imbalanced training split, to try ``data.balance`` on: each class of
+    ``rare_classes`` keeps 1 in ``imbalance`` of its training images (at least one, drawn with
+    ``split_seed``), the other classes all of theirs. Validation and test stay as in
+    ``DigitsDataModule`` (balanced), so ``test/acc`` and ``test/balanced_acc`` weigh every
+    class alike."""
+
+    def __init__(
+        self, rare_classes: Sequence = (5, 6, 7, 8, 9), imbalance: float = 20, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rare = [str(c) for c in rare_classes]
+        unknown = [c for c in self.rare if c not in self.all_class_names]
+        if unknown or not isinstance(imbalance, int | float) or imbalance < 1:
+            raise UserError(
+                f"data.rare_classes={self.rare} and data.imbalance={imbalance}: the rare classes "
+                "must be digits 0-9 and the imbalance a number of 1 or more (the rare classes "
+                "keep 1 in data.imbalance of their training images), e.g. data.imbalance=20."
+            )
+        self.imbalance = imbalance
+
+    def _build(self, train_tf, eval_tf):
+        train, val, test = super()._build(train_tf, eval_tf)
+        keep = self._kept(train.labels)
+        return TensorImageDataset(train.images[keep], train.labels[keep], train_tf), val, test
+
+    def _kept(self, labels: torch.Tensor) -> torch.Tensor:
+        """Which training images stay (bool per image): every one of the common classes, 1 in
+        ``imbalance`` of each rare class, drawn with ``split_seed``."""
+        generator = self.split_generator()
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        for name in self.rare:
+            where = (labels == self.all_class_names.index(name)).nonzero().flatten()
+            kept = max(1, round(len(where) / self.imbalance))
+            keep[where[torch.randperm(len(where), generator=generator)[kept:]]] = False
+        return keep

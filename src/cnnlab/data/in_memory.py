@@ -49,6 +49,9 @@ class InMemoryLoader:
     The order (when ``shuffle``) and the augmentation are drawn on the CPU from a generator
     seeded with ``seed`` and the epoch (``epoch()`` when given, e.g. the trainer's, else the
     number of passes so far), so a run repeats exactly and every rank agrees on the permutation.
+    With ``weights`` (one per image) an epoch is instead len(labels) images drawn with
+    replacement in proportion to them (``torch.multinomial``, as torch's
+    ``WeightedRandomSampler`` draws; ``data.balance=sampler``).
 
     ``state_dict()`` / ``load_state_dict()`` say where a pass stands (its epoch and how many
     batches were done), and Lightning stores them in its checkpoints: a run resumed in the
@@ -75,6 +78,7 @@ class InMemoryLoader:
         world_size: int = 1,
         epoch: Callable[[], int] | None = None,
         done: Callable[[], int] | None = None,
+        weights: torch.Tensor | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
@@ -87,6 +91,7 @@ class InMemoryLoader:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = epoch
         self.done = done
+        self.weights = None if weights is None else weights.to("cpu", torch.float64)
         self.passes = 0
         # torchvision's to_dtype(scale=True) and normalize, as the same float operations (the
         # batches equal the per-sample path's bit for bit) on tensors made once
@@ -109,7 +114,10 @@ class InMemoryLoader:
         n = len(self.labels)
         # distinct (seed, epoch) pairs give distinct streams; kept inside the 64-bit seed range
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, n, replacement=True, generator=g)
+        else:
+            order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         top = torch.randint(0, 2 * self.shift + 1, (n,), generator=g)
         left = torch.randint(0, 2 * self.shift + 1, (n,), generator=g)
         flip = torch.rand(n, generator=g) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)

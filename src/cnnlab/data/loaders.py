@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 
 def batches_done(trainer: pl.Trainer) -> Callable[[], int]:
@@ -56,6 +56,28 @@ class ResumableSampler(Sampler[int]):
         yield from torch.randperm(self.n, generator=g)[skip:].tolist()
 
 
+class WeightedEpochSampler(WeightedRandomSampler):
+    """torch's ``WeightedRandomSampler`` (``len(weights)`` draws with replacement) whose draws
+    come from (``seed``, ``epoch()``) as ``ResumableSampler``'s order does: a run repeats
+    exactly, every DDP rank draws the same indices, and a resumed epoch can start after its
+    first ``skip`` indices. Without ``epoch`` a pass counter stands in for it."""
+
+    def __init__(
+        self, weights: torch.Tensor, seed: int, epoch: Callable[[], int] | None = None
+    ) -> None:
+        super().__init__(weights, num_samples=len(weights), replacement=True)
+        self.seed, self.epoch = seed, epoch
+        self.passes = 0
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch() if self.epoch is not None else self.passes
+        self.passes += 1
+        skip, self.skip = self.skip, 0
+        self.generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        yield from list(super().__iter__())[skip:]
+
+
 class ResumableDataLoader(DataLoader):
     """A shuffling DataLoader whose ``state_dict`` / ``load_state_dict`` (stored in Lightning's
     checkpoints) continue an epoch at the batch where it stopped, in the same order.
@@ -91,7 +113,8 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": self._pass_epoch, "batches": int(done)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if int(state["epoch"]) == self.epoch() and isinstance(self.sampler, ResumableSampler):
+        resumable = isinstance(self.sampler, ResumableSampler | WeightedEpochSampler)
+        if int(state["epoch"]) == self.epoch() and resumable:
             self.sampler.skip = int(state["batches"]) * (self.batch_size or 1)
 
 
@@ -115,10 +138,14 @@ class SplitLoaders:
             return self.num_workers
         return min(8, (os.cpu_count() or 1) - 1) if self._on_cuda() else 0
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, weights: torch.Tensor | None = None
+    ) -> DataLoader:
         """The split's DataLoader; the shuffled one, in a one-process run with a trainer, a
         ``ResumableDataLoader`` (order from the run seed and the epoch, resumable mid-epoch).
-        Under DDP Lightning puts a distributed sampler in: the plain shuffled loader then."""
+        Under DDP Lightning puts a distributed sampler in: the plain shuffled loader then.
+        ``weights`` (one per item, with ``shuffle``) draws the items with replacement in
+        proportion to them instead (``WeightedEpochSampler``; under DDP Lightning wraps it)."""
         workers = self._workers()
         kwargs = dict(
             batch_size=self.batch_size,
@@ -128,6 +155,9 @@ class SplitLoaders:
             collate_fn=type(self).collate,
         )
         trainer = getattr(self, "trainer", None)
+        if shuffle and weights is not None:
+            epoch = (lambda: trainer.current_epoch) if trainer is not None else None
+            kwargs["sampler"] = WeightedEpochSampler(weights, torch.initial_seed(), epoch)
         if shuffle and trainer is not None and trainer.world_size == 1:
             return ResumableDataLoader(
                 dataset,
@@ -136,7 +166,7 @@ class SplitLoaders:
                 done=batches_done(trainer),
                 **kwargs,
             )
-        return DataLoader(dataset, shuffle=shuffle, **kwargs)
+        return DataLoader(dataset, shuffle=shuffle and "sampler" not in kwargs, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -44,6 +44,7 @@ def build_datamodule(
     kwargs = OmegaConf.to_container(data_cfg, resolve=True)
     task = kwargs.pop("task", "classification")
     get_task(task)  # a task cnnlab does not know is refused here
+    check_balance_task(kwargs, task)
     if recipe is not None:
         kwargs["color_jitter"] = recipe.get("color_jitter", 0.0)
         check_recipe_task(recipe, task)
@@ -59,6 +60,19 @@ def recipe_kwargs(recipe: DictConfig | None, task: str, part: str) -> dict:
         if recipe is not None and where == part:
             sent[keyword] = recipe.get(key, RECIPE_OFF[key])
     return sent
+
+
+def check_balance_task(kwargs: dict, task: str) -> None:
+    """``data.balance`` (sampler or loss) weighs classes: refused for detection and
+    segmentation data, whose configs have no such key (a ``none`` added by hand is dropped)."""
+    if task == "classification" or "balance" not in kwargs:
+        return
+    balance = kwargs.pop("balance")
+    if balance not in (None, "none"):
+        raise UserError(
+            f"data.balance={balance} balances the classes of classification data; this data is "
+            f"for {task} (data.task={task}). Leave data.balance out."
+        )
 
 
 def check_recipe_task(recipe: DictConfig, task: str) -> None:
@@ -156,12 +170,19 @@ def build_network(
 
 
 def build_module(
-    cfg: DictConfig, task: str, datamodule: pl.LightningDataModule, load_weights: bool = True
+    cfg: DictConfig,
+    task: str,
+    datamodule: pl.LightningDataModule,
+    load_weights: bool = True,
+    training: bool = True,
 ) -> pl.LightningModule:
     """Network, optimizer and scheduler factories, wrapped in the task's LightningModule.
 
     Pretrained weights (``model.weights``, ``finetune.weights``) are loaded when
     ``load_weights``; a resumed run or an evaluation takes its weights from the checkpoint.
+    A module that will train (``training``) gets the datamodule's class weights for its loss
+    (``data.balance=loss``), counted from the training split; eval, predict and export, which
+    only test or run the network, leave them out and need no training data for them.
     """
     check_task(cfg.model, task)
     # model.crf is absent from checkpoints written before the CRF existed: off
@@ -189,6 +210,9 @@ def build_module(
     extra.update(recipe_kwargs(cfg.get("recipe"), task, "module"))
     if crf is not None:
         extra["crf"] = crf
+    class_weights = getattr(datamodule, "loss_class_weights", lambda: None)() if training else None
+    if class_weights is not None:  # data.balance=loss
+        extra["class_weights"] = class_weights
     return module_cls(
         net=net,
         optimizer=instantiate(cfg.optimizer),

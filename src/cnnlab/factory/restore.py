@@ -87,7 +87,7 @@ def restore(
     cfg = config_from_checkpoint(cfg, checkpoint, overrides)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task, datamodule = build_datamodule(cfg.data, cfg.get("recipe") if training else None)
-    module = build_module(cfg, task, datamodule, load_weights=False)
+    module = build_module(cfg, task, datamodule, load_weights=False, training=training)
     load_module_weights(module, checkpoint, cfg)
     return Restored(
         cfg, task, module, datamodule, epochs_trained(checkpoint), int(checkpoint["global_step"])

@@ -1,5 +1,6 @@
-"""The report's classifier sections: the test split's confusion matrix and per-class accuracy,
-the most confident mistakes with their Grad-CAM, and the first convolution's filters."""
+"""The report's classifier sections: the test split's confusion matrix and per-class recall,
+precision and F1, the most confident mistakes with their Grad-CAM, and the first
+convolution's filters."""
 
 from html import escape
 
@@ -75,6 +76,23 @@ def filters_html(net) -> str:
     )
 
 
+def per_class_table(tally, names: list[str]) -> str:
+    """Recall (the share of a class's images named right), precision (the share of the
+    answers naming it that are right), F1 and test images, one row per class."""
+    columns = (tally.per_class_recall, tally.per_class_precision, tally.per_class_f1)
+    counts = tally.confusion.sum(dim=1)
+    rows = [
+        [escape(name), *(_score(c[i]) for c in columns), str(int(counts[i]))]
+        for i, name in enumerate(names)
+    ]
+    return table(["class", "recall", "precision", "F1", "images"], rows)
+
+
+def _score(value) -> str:
+    """A score with three decimals, or a dash where it is undefined (NaN)."""
+    return "–" if value != value else f"{float(value):.3f}"
+
+
 def add_classification(result, run, settings) -> None:
     """The classifier's test split (the classification row's ``analysis``)."""
     from cnnlab.report.analysis import names_of
@@ -88,18 +106,17 @@ def add_classification(result, run, settings) -> None:
     loader = dm.test_dataloader()
     tally = classify_test_split(net, loader, dm.num_classes, mean, std, settings.max_images)
     result.test_images = tally.images
-    recall, counts = tally.per_class_accuracy, tally.confusion.sum(dim=1)
-    rows = [
-        [escape(n), f"{float(r):.3f}", str(int(c))]
-        for n, r, c in zip(names, recall, counts, strict=True)
-    ]
+    recall = tally.per_class_recall
     where = f"the {tally.images} test images, with {escape(result.checkpoint.name)}"
     matrix_png = tensor_png(confusion_matrix_image(tally.confusion, names))
     result.sections += [
         f"<h2>Test split</h2><p>Accuracy {tally.accuracy:.4f} on {where}.</p>"
+        f"<p>Balanced accuracy {tally.balanced_accuracy:.4f} (the mean of the per-class "
+        f"recalls), macro F1 {tally.macro_f1:.4f}: every class counts alike, however many "
+        "images it has.</p>"
         f'<div class="row">{img(matrix_png, "confusion matrix")}'
-        f"{table(['class', 'accuracy', 'images'], rows)}</div>"
-        + img(plots.per_class_png(recall, names), "accuracy per class"),
+        f"{per_class_table(tally, names)}</div>"
+        + img(plots.per_class_png(recall, names), "recall per class"),
         mistakes_html(net, tally, names),
         filters_html(net),
     ]

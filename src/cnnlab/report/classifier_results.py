@@ -1,4 +1,5 @@
-"""A classifier on its test split: confusion matrix, per-class accuracy, confident mistakes."""
+"""A classifier on its test split: confusion matrix, per-class recall, precision and F1 (and
+their means: balanced accuracy, macro F1), confident mistakes."""
 
 from dataclasses import dataclass, field
 
@@ -26,14 +27,47 @@ class ClassifierResults:
     images: int = 0
 
     @property
-    def per_class_accuracy(self) -> torch.Tensor:
+    def per_class_recall(self) -> torch.Tensor:
         """Recall of each class: correct / test images of that class (NaN where none)."""
-        totals = self.confusion.sum(dim=1).double()
-        return self.confusion.diag().double() / totals.where(totals > 0, torch.nan)
+        return _ratio(self.confusion.diag(), self.confusion.sum(dim=1))
+
+    @property
+    def per_class_precision(self) -> torch.Tensor:
+        """Precision of each class: correct / images predicted as it (NaN where none)."""
+        return _ratio(self.confusion.diag(), self.confusion.sum(dim=0))
+
+    @property
+    def per_class_f1(self) -> torch.Tensor:
+        """F1 of each class, 2 TP / (2 TP + FP + FN): the harmonic mean of its precision and
+        recall, 0 where either is 0 (NaN for a class neither present nor predicted)."""
+        found = self.confusion.sum(dim=0) + self.confusion.sum(dim=1)  # 2 TP + FP + FN
+        return _ratio(2 * self.confusion.diag(), found)
 
     @property
     def accuracy(self) -> float:
         return float(self.confusion.diag().sum() / max(self.images, 1))
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """The mean of the per-class recalls, as torchmetrics averages them (test/balanced_acc):
+        over the classes that are present or predicted, a predicted but absent class
+        counting 0."""
+        return self._macro(self.per_class_recall)
+
+    @property
+    def macro_f1(self) -> float:
+        """The mean of the per-class F1 scores, as torchmetrics averages them (test/f1_macro)."""
+        return self._macro(self.per_class_f1)
+
+    def _macro(self, per_class: torch.Tensor) -> float:
+        seen = (self.confusion.sum(dim=0) + self.confusion.sum(dim=1)) > 0
+        return float(per_class.nan_to_num(0.0)[seen].mean()) if seen.any() else float("nan")
+
+
+def _ratio(count: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """count / total as float64, NaN where total is 0."""
+    total = total.double()
+    return count.double() / total.where(total > 0, torch.nan)
 
 
 def normalisation(datamodule) -> tuple[list[float] | None, list[float] | None]:

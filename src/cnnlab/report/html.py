@@ -147,9 +147,11 @@ def write_report(
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Path:
     """Read ``run_dir``, analyse its best checkpoint on the test split (its first
-    ``max_images`` images; ``overrides`` like ``report.iou_threshold=0.7``), write the page."""
+    ``max_images`` images; ``overrides`` like ``report.iou_threshold=0.7``), write the page; a
+    run logged to MLflow (RUN_DIR/mlflow.json) gets the page as an artifact too."""
     from omegaconf import OmegaConf
 
+    from cnnlab.loggers.mlflow_record import add_to_recorded_run
     from cnnlab.report.analysis import analyse
     from cnnlab.report.run_data import collect
     from cnnlab.report.settings import report_settings
@@ -159,4 +161,5 @@ def write_report(
     found = analyse(run.checkpoint, settings)
     out = out or run_dir / "report.html"
     out.write_text(render(run, found), encoding="utf-8")
+    add_to_recorded_run(run_dir, out)
     return out

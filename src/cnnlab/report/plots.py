@@ -62,15 +62,15 @@ def curves_png(scalars: dict[str, np.ndarray]) -> bytes | None:
     return figure_png(fig)
 
 
-def per_class_png(accuracy: torch.Tensor, class_names: list[str]) -> bytes:
-    """Bars of each class's test accuracy, the overall mean dashed."""
+def per_class_png(recall: torch.Tensor, class_names: list[str]) -> bytes:
+    """Bars of each class's test recall (its accuracy on its own images), their mean dashed."""
     plt = _pyplot()
-    values = accuracy.nan_to_num(0.0).numpy()
+    values = recall.nan_to_num(0.0).numpy()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(values) + 1.5), 3.2))
     ax.bar(range(len(values)), values, color="C0")
-    ax.axhline(float(np.nanmean(accuracy.numpy())), color="C3", linestyle="--", linewidth=1)
+    ax.axhline(float(np.nanmean(recall.numpy())), color="C3", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(values)), class_names, rotation=90 if len(values) > 12 else 0)
-    ax.set(ylim=(0, 1.02), ylabel="test accuracy", title="accuracy per class (dashed: mean)")
+    ax.set(ylim=(0, 1.02), ylabel="test recall", title="recall per class (dashed: mean)")
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return figure_png(fig)

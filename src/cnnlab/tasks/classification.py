@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from cnnlab.data.mixing import batch_mixer
 from cnnlab.errors import UserError
+from cnnlab.tasks.metric_names import metric_suffixes
 from cnnlab.tasks.optimization import OptimizationMixin
 from cnnlab.tasks.step_logging import StepLoggingMixin
 
@@ -25,6 +26,16 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
     stepped after every optimizer step, or None for a constant rate (see OptimizationMixin).
     Logged: train/loss and lr (every ``trainer.log_every_n_steps`` steps), train/acc, val/loss,
     val/acc, test/loss, test/acc, test/acc_top5 (more than five classes); see StepLoggingMixin.
+    The test also logs what weighs every class alike, however many images it has (the
+    measures for imbalanced classes): test/balanced_acc (the mean of the per-class recalls),
+    test/f1_macro (the mean of the per-class F1 scores) and test/recall_<class> for each class
+    with test images, named by the datamodule's ``class_names`` made safe for metric names
+    (``metric_names``), else by label.
+
+    ``class_weights`` (K,), e.g. ``data.balance=loss``'s balanced weights, weighs each class in
+    the training loss only: val/loss and test/loss stay unweighted, comparable between runs
+    with and without weights. It is a buffer left out of checkpoints (it follows from the
+    training data, and the factory computes it again whenever it builds the module).
 
     A network may return ``(logits, *aux_logits)`` in training (GoogLeNet's auxiliary
     classifiers): the loss adds ``net.aux_weight`` times each auxiliary cross-entropy, and the
@@ -48,6 +59,7 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         tta: str = "none",
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -57,6 +69,9 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         if tta not in TTA_MODES:
             raise UserError(f"recipe.tta={tta} is not known: choose one of {', '.join(TTA_MODES)}.")
         self.tta = tta
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
+        self.register_buffer("class_weights", class_weights, persistent=False)
         # No argument checks in the metrics: torchmetrics counts the distinct labels of every
         # batch (torch.unique), which makes the CPU wait for the GPU at each step; the loss
         # already refuses a label out of range. A NaN loss shows as a NaN mean.
@@ -71,6 +86,10 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
             if num_classes > 5
             else None
         )
+        quiet = dict(num_classes=num_classes, validate_args=False)
+        self.test_balanced_acc = MulticlassAccuracy(average="macro", **quiet)
+        self.test_f1 = MulticlassF1Score(average="macro", **quiet)
+        self.test_recall = MulticlassRecall(average=None, zero_division=torch.nan, **quiet)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -81,16 +100,17 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         if self.example_input_array is None and val_set is not None and len(val_set):
             self.example_input_array = val_set[0][0].unsqueeze(0)
 
-    def _step(self, batch, label_smoothing: float = 0.0):
+    def _step(self, batch, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
+        """Loss (cross-entropy, its classes weighed by ``class_weights`` when given), logits
+        and labels of a batch."""
         x, y = batch
         out = self(x)
         logits, *aux = out if isinstance(out, tuple) else (out,)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        ce = dict(weight=class_weights, label_smoothing=label_smoothing)
+        loss = F.cross_entropy(logits, y, **ce)
         if aux:
             weight = getattr(self.net, "aux_weight", 0.0)
-            loss = loss + weight * sum(
-                F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux
-            )
+            loss = loss + weight * sum(F.cross_entropy(a, y, **ce) for a in aux)
         return loss, logits, y
 
     def _tta_step(self, batch):
@@ -104,7 +124,7 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         if self.mixer is not None:
             batch = self.mixer(*batch)  # labels become soft targets (B, K)
-        loss, logits, y = self._step(batch, self.label_smoothing)
+        loss, logits, y = self._step(batch, self.label_smoothing, self.class_weights)
         # with soft targets, a prediction counts as right when it names the larger share
         self.train_acc.update(logits.detach(), y if y.dim() == 1 else y.argmax(dim=1))
         self.log_epoch_metric("train/acc", self.train_acc, batch_idx, prog_bar=True)
@@ -128,3 +148,20 @@ class ClassificationModule(OptimizationMixin, StepLoggingMixin, pl.LightningModu
         if self.test_top5 is not None:
             self.test_top5.update(logits, y)
             self.log_epoch_metric("test/acc_top5", self.test_top5, batch_idx)
+        for metric in (self.test_balanced_acc, self.test_f1, self.test_recall):
+            metric.update(logits, y)
+        self.log_epoch_metric("test/balanced_acc", self.test_balanced_acc, batch_idx)
+        self.log_epoch_metric("test/f1_macro", self.test_f1, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        """test/recall_<class> for each class with test images (the others' recall is NaN)."""
+        if not self.test_recall.update_called:
+            return
+        recall = self.test_recall.compute()
+        self.test_recall.reset()
+        names = getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
+        if names is None or len(names) != len(recall):
+            names = [str(i) for i in range(len(recall))]
+        for name, value in zip(metric_suffixes(names), recall, strict=True):
+            if not torch.isnan(value):
+                self.log(f"test/recall_{name}", value.float(), sync_dist=True)

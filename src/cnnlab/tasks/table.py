@@ -46,8 +46,18 @@ TASKS: dict[str, Task] = {
             short="acc",
             data="digits",
             headline="test/acc",
-            # test/acc_top5 where there are more than five classes
-            metrics=("train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "test/acc_top5"),
+            # test/acc_top5 where there are more than five classes; besides these, per class by
+            # class name: test/recall_<name> (e.g. test/recall_cat)
+            metrics=(
+                "train/acc",
+                "val/loss",
+                "val/acc",
+                "test/loss",
+                "test/acc",
+                "test/acc_top5",
+                "test/balanced_acc",
+                "test/f1_macro",
+            ),
             curves=("accuracy", ("train/acc", "val/acc")),
             predictor="cnnlab.inference.classification.classify_images",
             analysis="cnnlab.report.classification.add_classification",
