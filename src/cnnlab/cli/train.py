@@ -21,6 +21,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.factory.restore import restore
     from cnnlab.factory.resume import interrupt_callback, resolve_ckpt_path
     from cnnlab.factory.tune import run_finders
+    from cnnlab.loggers.mlflow import upload_run_files
 
     quiet_library_noise()
     run_dir = cfg.paths.output_dir
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     callbacks += build.build_recipe_callbacks(cfg.get("recipe"))
     callbacks.append(interrupt_callback(run_dir))
-    loggers = build.build_loggers(cfg.get("logger"), resume_step=resume_step)
+    loggers = build.build_loggers(cfg.get("logger"), resume_step=resume_step, config=cfg)
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
     tuned = {} if cfg.get("ckpt_path") else run_finders(cfg.get("tune"), trainer, module,
@@ -77,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(results)
 
     finish_run(run_dir, metrics, trainer.is_global_zero)
+    upload_run_files(loggers, best)  # MLflow: metrics.json, the config, the best checkpoint
     return metrics
 
 

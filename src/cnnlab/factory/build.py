@@ -290,18 +290,29 @@ def build_recipe_callbacks(recipe: DictConfig | None) -> list:
     return [EMA(decay=recipe.ema_decay, every=recipe.get("ema_every", 1))]
 
 
-def build_loggers(logger_cfg: DictConfig | None, resume_step: int | None = None) -> list:
+def build_loggers(
+    logger_cfg: DictConfig | None, resume_step: int | None = None, config: DictConfig | None = None
+) -> list:
     """The loggers of the ``logger`` group. ``resume_step`` (the restored global step of a
     resumed run) makes TensorBoard drop the points that an interrupted run wrote from that step
-    on (``purge_step``), so the curves continue without doubled steps."""
+    on (``purge_step``), so the curves continue without doubled steps. A logger whose builder
+    takes them (MLflow's) gets ``resume`` (continue the run folder's own run) and
+    ``run_config``, the run's whole ``config`` resolved, to log as params."""
     loggers = []
     for c in (logger_cfg or {}).values():
         if c is None:
             continue
         extra = {}
-        if resume_step is not None and c.get("_target_", "").endswith("TensorBoardLogger"):
+        target = c.get("_target_", "")
+        if resume_step is not None and target.endswith("TensorBoardLogger"):
             extra["purge_step"] = int(resume_step)
-        loggers.append(instantiate(c, **extra))
+        takes = inspect.signature(get_method(target)).parameters if target else {}
+        if "resume" in takes:
+            extra["resume"] = resume_step is not None
+        if "run_config" in takes and config is not None:
+            extra["run_config"] = OmegaConf.to_container(config, resolve=True)
+        # called on the partial: the config's own _target_ nodes are values here, not objects
+        loggers.append(instantiate(c, _partial_=True)(**extra))
     return loggers
 
 
