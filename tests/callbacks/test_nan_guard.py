@@ -35,8 +35,8 @@ def nan_at(monkeypatch):
     def arm(steps: set[int]):
         original = ClassificationModule._step
 
-        def poisoned(self, batch, label_smoothing=0.0):
-            loss, logits, y = original(self, batch, label_smoothing)
+        def poisoned(self, batch, label_smoothing=0.0, class_weights=None):
+            loss, logits, y = original(self, batch, label_smoothing, class_weights)
             if self.training and self.global_step in steps:
                 loss = loss * float("nan")
             return loss, logits, y
