@@ -120,6 +120,7 @@ def test_strategies_end_to_end(make_cfg, tmp_path, pretrained, strategy):
     assert lrs == pytest.approx([0.0, lr] if strategy == "feature_extract" else [lr * 0.1, lr])
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_model_weights_from_the_torch_hub_cache(make_cfg, tmp_path, monkeypatch):
     """`model.weights=IMAGENET1K_V1` reads torchvision's file from the cache, offline."""
     import torchvision

@@ -47,6 +47,7 @@ def full_run(tmp_path_factory):
     return read_events(tmp / "run"), metrics
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_scalars_have_the_contract_names(full_run):
     events, _ = full_run
     scalars = events.Tags()["scalars"]
@@ -55,6 +56,7 @@ def test_scalars_have_the_contract_names(full_run):
     assert "hp_metric" not in scalars  # no -1 placeholder
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_images_each_epoch(full_run):
     events, _ = full_run
     tags = events.Tags()["images"]
@@ -66,6 +68,7 @@ def test_images_each_epoch(full_run):
     assert first.width >= 4 * 64 and first.height >= 4 * 64  # 16 digits, drawn 64x64
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_grad_cam_each_epoch_over_the_first_validation_images(full_run):
     """val/cam: 8 digits in a 3x3 grid, each drawn 128 pixels high with its map in colour over
     it; the last epoch's is drawn after training, when validation's inference_mode is over."""
@@ -83,6 +86,7 @@ def test_grad_cam_each_epoch_over_the_first_validation_images(full_run):
         assert (abs(red - blue) > 60).mean() > 0.05  # the heatmap's colours, over grey digits
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_histograms_and_graph_when_switched_on(full_run):
     events, _ = full_run
     histograms = events.Tags()["histograms"]
@@ -91,6 +95,7 @@ def test_histograms_and_graph_when_switched_on(full_run):
     assert events.Tags()["graph"]
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_hparams_hold_the_settings_and_the_final_metrics(full_run):
     events, metrics = full_run
     content = events.PluginTagToContent("hparams")
@@ -111,6 +116,7 @@ def test_hparams_hold_the_settings_and_the_final_metrics(full_run):
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_time_share_skips_the_middle_epochs(make_cfg, tmp_path):
     """A share no drawing can keep: the first epoch (cost unknown) and the last are drawn."""
     share = "callbacks.tensorboard_images.max_time_share=0.001"  # 1 ms a second

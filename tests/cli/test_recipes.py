@@ -71,6 +71,7 @@ def test_detection_refuses_classification_only_ingredients(make_cfg):
 
 
 @pytest.mark.parametrize("experiment", ["cifar10_fast", "cifar10_resnet18"])
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_cifar10_experiments_run_a_batch_on_cifar_shaped_fake_data(make_cfg, experiment):
     fake = ["data=fake", "data.image_size=32", "data.train_size=64", "data.val_size=32",
             "data.test_size=32", "data.batch_size=32"]  # fmt: skip
@@ -80,6 +81,7 @@ def test_cifar10_experiments_run_a_batch_on_cifar_shaped_fake_data(make_cfg, exp
     assert metrics["global_step"] == 1
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_lr_finder_saves_its_curve_and_trains_with_the_suggestion(make_cfg, tmp_path):
     whole_epoch = [o for o in TINY if "limit_train" not in o]  # the finders need their steps
     cfg = make_cfg([*whole_epoch, "tune.lr_find=true", "tune.num_training=30"])

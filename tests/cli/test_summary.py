@@ -42,6 +42,7 @@ def test_lenet_totals(make_cfg) -> None:
     assert rf_jump(text, "classifier.3") == ("32", "4")  # F6 after the flatten: the same
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_resnet18_conv1_row_and_note(make_cfg) -> None:
     text = summary(make_cfg(["model=resnet18"], config_name="summary"))
     assert "Total params: 11,689,512" in text

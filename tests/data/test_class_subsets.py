@@ -90,6 +90,7 @@ def test_no_subset_leaves_the_datasets_as_built():
     assert type(dm.train_set).__name__ == "TensorImageDataset"
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_fake_data_subset():
     dm = FakeDataModule(num_classes=4, train_size=80, classes=["class_3", "class_1"])
     dm.setup()

@@ -164,6 +164,7 @@ def test_in_memory_off_on_cpu_by_default_and_limit_falls_back():
     assert tiny.memory is None  # 1,797 float images take ~7 MB
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_training_with_in_memory_data(make_cfg):
     cfg = make_cfg(["data.in_memory=true", "trainer.max_epochs=2", "optimizer.lr=0.003"])
     metrics = train(cfg)

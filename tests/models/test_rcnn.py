@@ -34,6 +34,7 @@ def pictures():
         ("alexnet", {}, "features11", 16),  # conv5 and its ReLU: the third pool would make it 32
     ],
 )
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_the_trunk_is_cut_at_stride_16(name, extra, last, stride):
     trunk = trunk_at_stride(trunk_of(get_model(name, num_classes=10, **extra)), 16)
     assert list(dict(trunk.body.named_children()))[-1] == last

@@ -71,6 +71,7 @@ def decoded(src: str) -> Image.Image:
     return image
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_page_is_written_into_the_run_folder_with_every_section(run, page):
     run_dir, metrics = run
     path, html = page
@@ -89,6 +90,7 @@ def test_page_is_written_into_the_run_folder_with_every_section(run, page):
     assert html.count("<br>Grad-CAM for") == 12  # each with its heatmaps, for both classes
 
 
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_page_is_self_contained(page):
     _, html = page
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
@@ -166,6 +168,7 @@ def console_messages(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow  # a headless browser: ~1.6 s
+@pytest.mark.slow  # a shared training run: the fast tier stays under 2 minutes
 def test_page_renders_in_headless_chromium(page, tmp_path):
     browser = find_chromium()
     if browser is None:

@@ -1,5 +1,6 @@
 """GoogLeNet's auxiliary losses in the training module, and small_input chosen by image size."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +30,7 @@ def test_aux_logits_add_their_weighted_loss():
     assert torch.allclose(loss, F.cross_entropy(net(x), y))
 
 
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_googlenet_with_aux_classifiers_trains_one_batch(make_cfg):
     overrides = ["model=googlenet", "model.aux_logits=true", "debug=fast_dev_run"]
     metrics = train(make_cfg([*overrides, "data.batch_size=4"]))

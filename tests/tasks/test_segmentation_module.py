@@ -69,6 +69,7 @@ def test_one_epoch_through_cnnlab_train(make_cfg, tmp_path):
         (["model=fcn8s"], "lenet.*data=shapes_segmentation is bundled"),
     ],
 )
+@pytest.mark.slow  # about 1 s: the fast tier stays under its 2 minutes
 def test_a_model_of_another_task_is_refused(make_cfg, overrides, names):
     with pytest.raises(UserError, match=names):
         train(make_cfg([*overrides, "debug=fast_dev_run", "logger=none"]))
