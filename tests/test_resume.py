@@ -166,3 +166,50 @@ def test_sigterm_and_ctrl_c_save_and_name_the_resume_command(uninterrupted, tmp_
     assert_same_run(run_dir, uninterrupted)
     steps = train_loss_steps(run_dir)
     assert len(steps) == len(set(steps))
+
+
+SWEEP = [
+    *RUN,
+    "data.samples_per_class=30",  # 300 training digits: 5 steps an epoch, 10 a job
+    "callbacks.model_checkpoint.every_n_train_steps=2",
+]
+
+
+@pytest.mark.slow  # a sweep killed in its second job, the same command again, a reference run
+def test_a_killed_sweep_comes_back_with_the_same_command(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    words = ["cnnlab-train", "-m", "seed=1,2,3", *SWEEP, f"hydra.sweep.dir={sweep_dir}"]
+    proc = start(words, tmp_path)
+    signal_when(proc, sweep_dir / "1" / "checkpoints" / "last.ckpt", signal.SIGKILL,
+                lambda step: 2 <= step < 10)  # fmt: skip
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    first = {p: p.read_bytes() for p in (sweep_dir / "0").rglob("*") if p.is_file()
+             and (p.name == "metrics.json" or "checkpoints" in p.parts)}  # fmt: skip
+    assert sweep_dir / "0" / "metrics.json" in first
+    assert not (sweep_dir / "1" / "metrics.json").exists() and not (sweep_dir / "2").exists()
+
+    again = run_command(*words, cwd=tmp_path)
+    assert again.returncode == 0, explain(again)
+    for text in ("Sweep job 0 skipped", "Sweep job 1 resumed", "Sweep job 2 started",
+                 "1 skipped, 1 resumed, 1 started"):  # fmt: skip
+        assert text in again.stdout, explain(again)
+    assert {p: p.read_bytes() for p in first} == first  # job 0 untouched, byte for byte
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert [(j["job"], j["state"], j["finished"]) for j in status["jobs"]] == [
+        (0, "skipped", True), (1, "resumed", True), (2, "started", True)
+    ]  # fmt: skip
+
+    # job 1 ends as the same job never interrupted
+    from hydra.core.global_hydra import GlobalHydra
+
+    from composing import compose_run
+
+    reference = tmp_path / "reference"
+    train(compose_run([*SWEEP, "seed=2"], "train", reference, tmp_path / "data"))
+    GlobalHydra.instance().clear()
+    ours = torch.load(sweep_dir / "1" / "checkpoints" / "last.ckpt", weights_only=True)
+    theirs = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ours["global_step"] == theirs["global_step"] == 10
+    for name, tensor in theirs["state_dict"].items():
+        assert torch.allclose(ours["state_dict"][name], tensor, rtol=0, atol=1e-6), name

@@ -20,6 +20,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.factory import build
     from cnnlab.factory.restore import restore
     from cnnlab.factory.resume import interrupt_callback, resolve_ckpt_path
+    from cnnlab.factory.sweep_jobs import plan_job
     from cnnlab.factory.tune import run_finders
     from cnnlab.loggers.mlflow import upload_run_files
 
@@ -30,6 +31,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from cnnlab.callbacks.progress import print_config_tree
 
         print_config_tree(OmegaConf.to_container(cfg, resolve=True))
+    state, stored = plan_job(cfg)  # a -m sweep run again: skip, resume or start this job
+    if state == "skipped":
+        return stored
     resume_step = None
     if cfg.get("ckpt_path"):  # the run comes back from its checkpoint, with its stored config
         cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
