@@ -13,8 +13,10 @@ from html import escape
 import torch
 
 from cnnlab.report.markup import gallery, img, table
+from cnnlab.tasks.detection import detect
 from cnnlab.tasks.detection_matching import add_to_matrix, match_detections
 from cnnlab.viz.boxes import PRED_COLOR, TRUE_COLOR, draw_detections, label_text
+from cnnlab.viz.images import enlarged
 
 GALLERY = 8  # pictures in each gallery: two rows on the page
 MISSED_COLOR = "orange"
@@ -43,12 +45,6 @@ class Findings:
 
 def _largest(examples: list[Example], new: list[Example]) -> list[Example]:
     return sorted(examples + new, key=lambda e: -e.rank)[:GALLERY]
-
-
-def _detect(net, images: list[torch.Tensor], targets: list[dict]) -> list[dict]:
-    if targets and "proposals" in targets[0]:  # a detector that classifies given regions
-        return net(images, proposals=[t["proposals"] for t in targets])
-    return net(images)
 
 
 def _size(box: torch.Tensor) -> str:
@@ -121,7 +117,7 @@ def find_errors(net, loader, num_classes: int, settings, names, metric) -> Findi
         images, targets = list(images), list(targets)
         if limit is not None:
             images, targets = images[: limit - found.images], targets[: limit - found.images]
-        preds = [{k: v.cpu() for k, v in p.items()} for p in _detect(net, images, targets)]
+        preds = [{k: v.cpu() for k, v in p.items()} for p in detect(net, images, targets)]
         truth = [{k: t[k] for k in ("boxes", "labels", "iscrowd") if k in t} for t in targets]
         metric.update([{k: p[k] for k in ("boxes", "labels", "scores")} for p in preds], truth)
         for image, target, pred in zip(images, truth, preds, strict=True):
@@ -138,8 +134,7 @@ def tile(example: Example, names, missed: bool) -> torch.Tensor:
     """The picture enlarged, its true boxes in green; a false detection in red, or a missed
     object in orange with the detections that overlap it (red)."""
     scale = max(1, TILE // max(example.image.shape[-2:]))
-    picture = (example.image.clamp(0, 1) * 255).round().to(torch.uint8)
-    picture = picture.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    picture = enlarged((example.image.clamp(0, 1) * 255).round().to(torch.uint8), scale)
     boxes, labels = example.target["boxes"] * scale, example.target["labels"]
     pred = example.pred
     if missed:

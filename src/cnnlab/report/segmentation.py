@@ -153,12 +153,12 @@ def segment_test_split(
 def tile(w: Worst) -> torch.Tensor:
     """uint8 (3, H, W): [image | true mask over it | predicted mask over it], enlarged by a
     whole factor to about ``TILE_WIDTH`` pixels wide."""
-    from cnnlab.viz.images import image_grid
+    from cnnlab.viz.images import enlarged, image_grid
     from cnnlab.viz.masks import mask_rows
 
     strip = image_grid(mask_rows(w.image[None], w.mask[None], w.pred[None]), columns=3)
     scale = max(1, round(TILE_WIDTH / strip.shape[-1]))
-    return strip.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    return enlarged(strip, scale)
 
 
 def iou_html(found: SegmentationResults, names: list[str], checkpoint: str, crf: bool) -> str:

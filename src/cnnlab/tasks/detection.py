@@ -34,6 +34,14 @@ def new_map_metric(
     )
 
 
+def detect(net, images: list[torch.Tensor], targets: list[dict]) -> list[dict]:
+    """``net``'s detections of ``images``; a detector that classifies given regions (R-CNN,
+    Fast R-CNN) gets the proposals its targets carry."""
+    if targets and "proposals" in targets[0]:
+        return net(images, proposals=[t["proposals"] for t in targets])
+    return net(images)
+
+
 class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     """Trains a torchvision-style detector ``net``.
 
@@ -94,10 +102,7 @@ class DetectionModule(OptimizationMixin, StepLoggingMixin, pl.LightningModule):
     def _predict(self, batch, *metrics: MeanAveragePrecision):
         images, targets = batch
         start = time.perf_counter()
-        if targets and "proposals" in targets[0]:  # a detector that classifies given regions
-            preds = self.net(images, proposals=[t["proposals"] for t in targets])
-        else:
-            preds = self.net(images)
+        preds = detect(self.net, images, targets)  # with the given proposals, if any
         if images and images[0].is_cuda:
             torch.cuda.synchronize(images[0].device)
         self._seconds += time.perf_counter() - start

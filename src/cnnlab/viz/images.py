@@ -50,22 +50,30 @@ def image_grid(images: list[torch.Tensor], columns: int = 4) -> torch.Tensor:
     return make_grid(torch.stack(padded), nrow=min(columns, len(padded)), padding=2)
 
 
+def enlarged(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """Images (..., H, W) with each pixel repeated ``scale`` x ``scale`` (nearest neighbour)."""
+    if scale <= 1:
+        return images
+    return images.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
 def scaled_grid(images: torch.Tensor, min_side: int = 64) -> torch.Tensor:
     """uint8 images (B, 3, H, W) enlarged by a whole factor to at least ``min_side`` pixels (so
     32x32 digits are drawn 64x64), as one grid with white gaps."""
     scale = max(1, math.ceil(min_side / max(images.shape[-2:])))
-    images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
-    return make_grid(images, nrow=math.ceil(math.sqrt(len(images))), padding=2, pad_value=255)
+    return make_grid(
+        enlarged(images, scale),
+        nrow=math.ceil(math.sqrt(len(images))),
+        padding=2,
+        pad_value=255,
+    )
 
 
 def tensor_png(image: torch.Tensor, scale: int = 1) -> bytes:
     """uint8 (C, H, W) with 1 or 3 channels -> PNG bytes, each pixel ``scale`` x ``scale``."""
     from PIL import Image
 
-    pixels = image.detach().cpu()
-    if scale > 1:
-        pixels = pixels.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    array = pixels.permute(1, 2, 0).numpy()
+    array = enlarged(image.detach().cpu(), scale).permute(1, 2, 0).numpy()
     picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -114,7 +122,7 @@ def heat_tile(image: torch.Tensor, heat: torch.Tensor, min_side: int = 96) -> to
     from PIL import Image
 
     scale = max(1, math.ceil(min_side / min(image.shape[-2:])))
-    big = image.detach().cpu().repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    big = enlarged(image.detach().cpu(), scale)
     heat = F.interpolate(heat.detach().cpu().float()[None, None], size=tuple(big.shape[-2:]),
                          mode="bilinear")[0, 0]  # fmt: skip
     picture = heatmap_overlay(Image.fromarray(big.permute(1, 2, 0).contiguous().numpy()), heat)
