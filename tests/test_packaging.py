@@ -51,6 +51,9 @@ def test_wheel_holds_every_config_file(wheel):
     in_wheel = {n.removeprefix("cnnlab/configs/") for n in names if n.startswith("cnnlab/configs/")}
     assert in_repo <= in_wheel, f"not in the wheel: {sorted(in_repo - in_wheel)}"
     assert "cnnlab/cli/app.py" in names
+    # the sweeper's name for Hydra, in the hydra_plugins namespace that other plugins share
+    assert "hydra_plugins/cnnlab_optuna_sweeper/__init__.py" in names
+    assert "hydra_plugins/__init__.py" not in names
 
 
 CHECK = textwrap.dedent(

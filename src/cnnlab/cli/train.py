@@ -15,14 +15,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning.pytorch as pl
 
     from cnnlab.callbacks.early_stopping import stopped_early
+    from cnnlab.callbacks.trial_pruning import pruned_at_epoch
     from cnnlab.cli.heap import frozen_heap
     from cnnlab.cli.metrics_file import finish_run
     from cnnlab.factory import build
     from cnnlab.factory.restore import restore
     from cnnlab.factory.resume import interrupt_callback, resolve_ckpt_path
+    from cnnlab.factory.search_trial import trial_callbacks
     from cnnlab.factory.sweep_jobs import plan_job
     from cnnlab.factory.tune import run_finders
     from cnnlab.loggers.mlflow import upload_run_files
+    from cnnlab.tasks.table import get_task
 
     quiet_library_noise()
     run_dir = cfg.paths.output_dir
@@ -54,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     callbacks += build.build_recipe_callbacks(cfg.get("recipe"))
     callbacks.append(interrupt_callback(run_dir))
+    callbacks += trial_callbacks(get_task(cfg.data.task).monitor)  # hparams_search=optuna
     loggers = build.build_loggers(cfg.get("logger"), resume_step=resume_step, config=cfg)
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
@@ -71,15 +75,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["params"] = sum(p.numel() for p in module.net.parameters())
 
     best = build.best_checkpoint(trainer)
-    if best:
+    pruned = pruned_at_epoch(trainer)
+    if pruned is not None:  # an Optuna trial stopped by its pruner: not worth testing
+        metrics["pruned_at_epoch"] = pruned
+        log.info("Pruned at epoch %d: not tested.", pruned)
+    elif best:
         log.info("Testing the best checkpoint: %s", best)
     else:
         log.info("No best checkpoint was saved: testing the weights as they are.")
-    with frozen_heap():
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
-                              weights_only=True)  # fmt: skip
-    for results in tested:
-        metrics.update(results)
+    if pruned is None:
+        with frozen_heap():
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
+                                  weights_only=True)  # fmt: skip
+        for results in tested:
+            metrics.update(results)
 
     finish_run(run_dir, metrics, trainer.is_global_zero)
     upload_run_files(loggers, best)  # MLflow: metrics.json, the config, the best checkpoint
