@@ -70,7 +70,7 @@ def choices_of(config: DictConfig) -> set[str]:
 def best_header(study, best, sweep_dir: Path, metric: str) -> str:
     return (
         f"Best trial {best.number} of Optuna study '{study.study_name}' "
-        f"({metric} {best.value:.6g}, {study.direction.name.lower()}d), searched in {sweep_dir}.\n"
+        f"({metric} {best.value:.4f}, {study.direction.name.lower()}d), searched in {sweep_dir}.\n"
         f"Train it: cnnlab-train --config-dir {sweep_dir} experiment=best_experiment"
     )
 
