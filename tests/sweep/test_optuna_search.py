@@ -1,14 +1,21 @@
 """cnnlab-train -m hparams_search=optuna, as a user runs it: the study persists in the sweep
 folder's optuna.db, a second command continues it, a trial that lags is pruned, and the best
-trial's config trains."""
+trial's config trains.
+
+The commands run through cnnlab-train's own entry point with its command line, in this process:
+four subprocesses cost about 20 s more, almost all of it importing torch and Lightning again
+(tests/cli/test_commands.py runs the console scripts themselves).
+"""
 
 import json
+import logging
+import sys
 
 import optuna
 import pytest
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-
-from commands import run_command
 
 # A search space where every trial learns (Adam at 3e-3..1e-2 reaches well above chance in 8
 # batches) and a setting that cannot learn (lr 1e-9): the pruner must tell them apart.
@@ -29,19 +36,57 @@ SEARCH = [
 ]
 
 
-def search(sweep, *extra, cwd):
-    proc = run_command("cnnlab-train", "-m", *SEARCH, f"hydra.sweep.dir={sweep}", *extra,
-                       cwd=cwd, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+LOGGERS = ("", "hydra", "cnnlab", "lightning", "lightning.pytorch")
 
 
-@pytest.mark.slow  # three searches and one training run, each its own command: about 40 s
-def test_a_search_persists_continues_prunes_and_its_best_config_trains(tmp_path):
+def cnnlab_train(capfd, *args: str) -> str:
+    """Run ``cnnlab-train ARGS`` (its entry point, in this process) to its end; return what it
+    printed. Hydra's global state and the loggers' handlers are put back as they were."""
+    from cnnlab.cli.train import main
+
+    argv = sys.argv[:]
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level)
+             for name in LOGGERS}  # fmt: skip
+    disabled = {name: getattr(logger, "disabled", False)
+                for name, logger in logging.root.manager.loggerDict.items()}  # fmt: skip
+    sys.argv = ["cnnlab-train", *args]
+    try:
+        main()
+    except SystemExit as e:
+        pytest.fail(f"cnnlab-train {' '.join(args)} exited with {e.code}:\n"
+                    f"{capfd.readouterr().out[-4000:]}")  # fmt: skip
+    finally:
+        sys.argv[:] = argv
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+        for name, (handlers, level) in saved.items():
+            logger = logging.getLogger(name)
+            for handler in logger.handlers[:]:
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+        for name, was in disabled.items():
+            logging.getLogger(name).disabled = was
+    return capfd.readouterr().out
+
+
+def search(capfd, sweep, *extra):
+    return cnnlab_train(capfd, "-m", *SEARCH, f"hydra.sweep.dir={sweep}", *extra)
+
+
+@pytest.mark.slow  # three searches (5 trials) and one training run: about 8 s
+def test_a_search_persists_continues_prunes_and_its_best_config_trains(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    search(sweep, cwd=tmp_path)
-    out = search(sweep, cwd=tmp_path)  # the same command again: two more trials, same study
+    search(capfd, sweep)
+    out = search(capfd, sweep)  # the same command again: two more trials, same study
     assert "Optuna study 'train'" in out and "2 trials before" in out
+    assert "0 skipped, 0 resumed, 2 started, 2 from earlier commands" in out
+    status = json.loads((sweep / "sweep_status.json").read_text())["jobs"]
+    assert [(j["job"], j["state"]) for j in status] == [
+        (0, "earlier"), (1, "earlier"), (2, "started"), (3, "started")
+    ]  # fmt: skip
 
     study = optuna.load_study(study_name="train", storage=f"sqlite:///{sweep}/optuna.db")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -57,8 +102,8 @@ def test_a_search_persists_continues_prunes_and_its_best_config_trains(tmp_path)
         assert min(t.intermediate_values.values()) > 0.25  # all learn (chance: 0.1)
 
     # A third command whose trial cannot learn: below the median at epoch 0, it is pruned there.
-    out = search(sweep, "hydra.sweeper.n_trials=1", "optimizer.lr=1e-9",
-                 "+hydra.sweeper.pruner_args.n_startup_trials=4", cwd=tmp_path)  # fmt: skip
+    out = search(capfd, sweep, "hydra.sweeper.n_trials=1", "optimizer.lr=1e-9",
+                 "+hydra.sweeper.pruner_args.n_startup_trials=4")  # fmt: skip
     assert "Trial 4 pruned at epoch 0" in out
     study = optuna.load_study(study_name="train", storage=f"sqlite:///{sweep}/optuna.db")
     pruned = study.trials[4]
@@ -78,9 +123,8 @@ def test_a_search_persists_continues_prunes_and_its_best_config_trains(tmp_path)
     ).read_text()
 
     run_dir = tmp_path / "best"
-    proc = run_command("cnnlab-train", "--config-dir", str(sweep), "experiment=best_experiment",
-                       f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    cnnlab_train(capfd, "--config-dir", str(sweep), "experiment=best_experiment",
+                 f"hydra.run.dir={run_dir}")  # fmt: skip
     trained = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert trained.optimizer.lr == pytest.approx(best.params["optimizer.lr"])
     assert trained.data.batch_size == best.params["data.batch_size"]

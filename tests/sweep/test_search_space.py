@@ -1,6 +1,9 @@
 """Hydra sweep syntax to Optuna's search space and back, and the best trial as an experiment
 config that composes to the trial's own values."""
 
+import re
+import sys
+
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
@@ -12,7 +15,7 @@ from cnnlab.errors import UserError
 from cnnlab.factory.configs import config_dir
 from cnnlab.sweep.outputs import experiment_yaml
 from cnnlab.sweep.search_space import as_override, search_space
-from cnnlab.sweep.study import make_pruner, make_sampler, storage_url
+from cnnlab.sweep.study import make_pruner, make_sampler, require_optuna, storage_url
 
 
 def test_each_hydra_sweep_becomes_its_optuna_distribution():
@@ -112,3 +115,9 @@ def test_a_search_inside_an_experiment_keeps_that_experiment(tmp_path):
     assert cfg.optimizer.lr == 0.002
     adam = compose_with(tmp_path, ["optimizer=textbook/adam"]).optimizer._target_
     assert cfg.optimizer._target_ == adam
+
+
+def test_without_optuna_the_message_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError
+    with pytest.raises(UserError, match=re.escape('pip install "cnnlab[optuna]"')):
+        require_optuna()

@@ -91,13 +91,25 @@ def check_same_job(run_dir: Path, number: int, overrides: list[str]) -> None:
 
 class SweepStatus(Callback):
     """At the end of a ``-m`` sweep: ``sweep_status.json`` in the sweep folder, one entry per
-    job (its number, overrides, how it began this time and whether it has finished)."""
+    job (its number, overrides, how it began this time and whether it has finished). A job of
+    an earlier command that this one did not run (a trial of an earlier ``hparams_search``
+    command into the same folder) has the state ``earlier``."""
+
+    def __init__(self) -> None:
+        self.started = None
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        import time
+
+        self.started = time.time()
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = []
         for record in sorted(sweep_dir.glob(f"*/.hydra/{JOB_FILE}")):
             entry = json.loads(record.read_text())
+            if self.started is not None and record.stat().st_mtime < self.started:
+                entry["state"] = "earlier"
             run_dir = record.parent.parent
             entry["run_dir"] = str(run_dir)
             entry["finished"] = (run_dir / "metrics.json").is_file()
@@ -108,8 +120,10 @@ class SweepStatus(Callback):
         (sweep_dir / STATUS_FILE).write_text(json.dumps({"jobs": jobs}, indent=2) + "\n")
         counts = {s: sum(e["state"] == s for e in jobs) for s in ("skipped", "resumed", "started")}
         unfinished = [e["job"] for e in jobs if not e["finished"]]
+        earlier = sum(e["state"] == "earlier" for e in jobs)
         log.info(
-            "Sweep %s: %d skipped, %d resumed, %d started%s -> %s",
+            "Sweep %s: %d skipped, %d resumed, %d started%s%s -> %s",
             sweep_dir, counts["skipped"], counts["resumed"], counts["started"],
+            f", {earlier} from earlier commands" if earlier else "",
             f"; not finished: {unfinished}" if unfinished else "", sweep_dir / STATUS_FILE,
         )  # fmt: skip

@@ -47,6 +47,9 @@ class OptunaSearch(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list:
+        from cnnlab.sweep.study import require_optuna
+
+        require_optuna()  # before anything is written: a missing extra is named at once
         from cnnlab.sweep.outputs import write_outputs
         from cnnlab.sweep.study import make_pruner, make_sampler, open_study, storage_url
 

@@ -14,6 +14,18 @@ PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 
 
+def require_optuna():
+    """The ``optuna`` package, or a UserError naming the optional extra that brings it."""
+    try:
+        import optuna
+    except ImportError:
+        raise UserError(
+            "hparams_search=optuna needs Optuna, which is not installed: "
+            'pip install "cnnlab[optuna]" (or pip install optuna).'
+        ) from None
+    return optuna
+
+
 def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     """``storage`` as given (any database URL Optuna takes), or SQLite in the sweep folder."""
     if storage:
