@@ -9,6 +9,9 @@ four subprocesses cost about 20 s more, almost all of it importing torch and Lig
 
 import json
 import logging
+import os
+import socket
+import subprocess
 import sys
 
 import optuna
@@ -130,3 +133,34 @@ def test_a_search_persists_continues_prunes_and_its_best_config_trains(tmp_path,
     assert trained.data.batch_size == best.params["data.batch_size"]
     assert trained.trainer.max_epochs == 2 and trained.trainer.limit_train_batches == 8
     assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.slow  # a one-epoch run and a two-trial search: about 4 s
+def test_a_trial_left_running_by_a_killed_search_is_resumed(tmp_path, capfd):
+    from cnnlab.sweep.search_space import search_space
+    from cnnlab.sweep.study import open_study, storage_url
+
+    sweep = tmp_path / "sweep"
+    # What a search killed in trial 0's second epoch leaves: the trial running in the study,
+    # its command's process gone, its folder with the checkpoint of epoch 1 and no metrics.json.
+    _, fixed = search_space(None, [*SEARCH, "optimizer.lr=0.005", "data.batch_size=64"])
+    sweep.mkdir()
+    study = open_study("train", storage_url(None, sweep), "maximize")
+    trial = study.ask({})
+    gone = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    gone.wait()
+    trial.set_user_attr("overrides", fixed)
+    trial.set_user_attr("command", {"host": socket.gethostname(), "pid": gone.pid,
+                                    "in_process": True})  # fmt: skip
+    cnnlab_train(capfd, *fixed, "trainer.max_epochs=1", f"hydra.run.dir={sweep / '0'}")
+    (sweep / "0" / "metrics.json").unlink()
+
+    out = search(capfd, sweep, "hydra.sweeper.n_trials=1")
+    assert "Trials [0] were left running by a command that was killed" in out
+    assert "Sweep job 0 resumed" in out
+    study = optuna.load_study(study_name="train", storage=storage_url(None, sweep))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    resumed = json.loads((sweep / "0" / "metrics.json").read_text())
+    assert resumed["epoch"] == 2 and study.trials[0].value == pytest.approx(resumed["val/acc"])
+    assert study.trials[0].intermediate_values.keys() == {1}  # the epoch run in the sweep
+    assert study.trials[1].user_attrs["command"]["pid"] == os.getpid()

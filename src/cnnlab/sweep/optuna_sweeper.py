@@ -10,9 +10,17 @@ validation metric to their trial (``cnnlab.callbacks.trial_pruning``); the sweep
 the study each trial's value (the job's return: the monitored metric at the end of training),
 or that it was pruned. At the end the sweep folder gets ``best_experiment.yaml``,
 ``optimization_results.yaml`` and Optuna's plots (``cnnlab.sweep.outputs``).
+
+A trial left running by a command that was killed is resumed first, in its own folder and with
+its own overrides (from its last checkpoint, as any sweep job is), where that is known to be
+safe: its command ran on this machine with Hydra's basic launcher, which runs the jobs inside
+the command's process, and that process no longer exists. Other running trials (of a command
+still running, or of jobs another launcher sent elsewhere) are left alone.
 """
 
 import logging
+import os
+import socket
 from pathlib import Path
 
 from hydra.plugins.sweeper import Sweeper
@@ -63,31 +71,56 @@ class OptunaSearch(Sweeper):
         study = open_study(self.study_name, url, self.direction, pruner=pruner)
         before = len(study.trials)
         study.sampler = make_sampler(self.sampler, before)  # new draws on a continued study
-        left_running = [t.number for t in study.trials if t.state.name == "RUNNING"]
+        running = [t for t in study.trials if t.state.name == "RUNNING"]
+        killed = [t for t in running if self.was_killed(t)]
         log.info("Optuna study %r in %s: %d trials before, %d to run (%s), pruner %s.",
                  self.study_name, url, before, self.n_trials,
                  ", ".join(space) or "nothing searched", self.pruner)  # fmt: skip
-        if left_running:
-            log.warning(
-                "Trials %s of the study are still marked running (a search killed before they "
-                "ended, or one running now): left as they are.",
-                left_running,
-            )
+        if killed:
+            log.info("Trials %s were left running by a command that was killed: resumed first, "
+                     "each in its own folder.", [t.number for t in killed])  # fmt: skip
+        if len(running) > len(killed):
+            log.warning("Trials %s are marked running by another command (still running, or "
+                        "not on this machine): left as they are.",
+                        [t.number for t in running if t not in killed])  # fmt: skip
         job_args = [as_override("hydra.sweeper.study_name", self.study_name),
                     as_override("hydra.sweeper.storage", url)]  # fmt: skip
         returns, asked = [], 0
+        if killed:
+            returns.append(self.run_trials(study, killed, job_args))
         while asked < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - asked))]
             asked += len(trials)
             for trial in trials:
                 overrides = fixed + [as_override(k, v) for k, v in trial.params.items()]
                 trial.set_user_attr("overrides", overrides)
-            results = self.launch_in_order(trials, job_args)
-            returns.append(results)
-            for trial, result in zip(trials, results, strict=True):
-                self.tell(study, trial, result)
+                trial.set_user_attr("command", this_command(self.config))
+            returns.append(self.run_trials(study, trials, job_args))
         write_outputs(study, sweep_dir, self.config, self.n_trials, before, self.metric)
         return returns
+
+    def was_killed(self, trial) -> bool:
+        """Whether a running trial's command is known to be gone along with its job (see the
+        module's docstring)."""
+        command = trial.user_attrs.get("command") or {}
+        if not command.get("in_process") or command.get("host") != socket.gethostname():
+            return False
+        if not self_launches_in_process(self.config) or command.get("pid") == os.getpid():
+            return False
+        try:
+            os.kill(int(command["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, KeyError, TypeError, ValueError):
+            return False
+        return False  # alive (or its number taken by another process since)
+
+    def run_trials(self, study, trials: list, job_args: list[str]) -> list:
+        """Launch the trials' jobs and tell the study how each ended."""
+        results = self.launch_in_order(trials, job_args)
+        for trial, result in zip(trials, results, strict=True):
+            self.tell(study, trial.number, result)
+        return results
 
     def launch_in_order(self, trials: list, job_args: list[str]) -> list:
         """Launch the trials as jobs numbered by their trial numbers (one launch per run of
@@ -103,8 +136,8 @@ class OptunaSearch(Sweeper):
                 run.append(trial)
         return results
 
-    def tell(self, study, trial, result) -> None:
-        """Tell the study how the trial's job ended; a failed job ends the search."""
+    def tell(self, study, number: int, result) -> None:
+        """Tell the study how trial ``number``'s job ended; a failed job ends the search."""
         import json
         import math
 
@@ -112,23 +145,37 @@ class OptunaSearch(Sweeper):
         from optuna.trial import TrialState
 
         if result.status != JobStatus.COMPLETED:
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(number, state=TrialState.FAIL)
             _ = result.return_value  # raises the job's exception
         metrics_file = Path(result.hydra_cfg.hydra.runtime.output_dir) / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         value = result.return_value
         if "pruned_at_epoch" in metrics:
-            study.tell(trial, state=TrialState.PRUNED)
-            log.info("Trial %d: pruned at epoch %d.", trial.number, metrics["pruned_at_epoch"])
+            study.tell(number, state=TrialState.PRUNED)
+            log.info("Trial %d: pruned at epoch %d.", number, metrics["pruned_at_epoch"])
         elif value is None or not math.isfinite(float(value)):
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(number, state=TrialState.FAIL)
             log.warning("Trial %d: no finite value returned (%s); recorded as failed.",
-                        trial.number, value)  # fmt: skip
+                        number, value)  # fmt: skip
         else:
-            study.tell(trial, float(value))
+            study.tell(number, float(value))
             best = study.best_trial
-            log.info("Trial %d: %s %.4f (best so far: trial %d, %.4f).", trial.number,
+            log.info("Trial %d: %s %.4f (best so far: trial %d, %.4f).", number,
                      self.metric, float(value), best.number, best.value)  # fmt: skip
+
+
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def self_launches_in_process(config: DictConfig) -> bool:
+    """Whether the jobs run inside this command's process (Hydra's basic launcher)."""
+    return OmegaConf.select(config, "hydra.launcher._target_", default=None) == BASIC_LAUNCHER
+
+
+def this_command(config: DictConfig) -> dict:
+    """Where a trial's command runs, to tell later whether it was killed with its jobs."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "in_process": self_launches_in_process(config)}  # fmt: skip
 
 
 def monitored_metric(config: DictConfig) -> str:
