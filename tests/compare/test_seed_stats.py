@@ -152,6 +152,25 @@ def test_sweep_over_seeds_through_the_command_line(tmp_path, capsys, monkeypatch
     assert f"wrote {sweep / 'comparison_seeds.csv'}" in text
 
 
+def test_a_sweep_over_seeds_gets_its_statistics_unasked(tmp_path, capsys, monkeypatch):
+    no_curves_figure(monkeypatch)
+    sweep = tmp_path / "sweep"
+    for job, (arm, seed, acc) in enumerate(
+        [("sgd", 1, 0.90), ("sgd", 2, 0.91), ("adam", 1, 0.95), ("adam", 2, 0.96)]
+    ):
+        run_folder(sweep / str(job), [f"optimizer={arm}", f"seed={seed}"], acc)
+    main([str(sweep)])
+    rows = {r["group"]: r for r in read_csv(sweep / "comparison_seeds.csv")}
+    assert (rows["optimizer=adam"]["best"], rows["optimizer=sgd"]["n"]) == ("yes", "2")
+    assert "Over seeds" in (sweep / "comparison.md").read_text()
+
+    one_each = tmp_path / "one_each"  # one seed per setting: nothing to average over
+    for job, (arm, seed) in enumerate([("sgd", 1), ("adam", 2)]):
+        run_folder(one_each / str(job), [f"optimizer={arm}", f"seed={seed}"], 0.9)
+    main([str(one_each)])
+    assert not (one_each / "comparison_seeds.csv").exists()
+
+
 def test_runs_without_seed_overrides_are_groups_of_one(tmp_path, capsys, monkeypatch):
     no_curves_figure(monkeypatch)
     sweep = tmp_path / "sweep"

@@ -5,7 +5,7 @@ from pathlib import Path
 from cnnlab.compare.curves import plot_comparison, run_val_tag
 from cnnlab.compare.runs import Run, best_run, find_runs, label_runs, monitor_of
 from cnnlab.compare.seed_figure import plot_seed_means
-from cnnlab.compare.seed_groups import group_runs
+from cnnlab.compare.seed_groups import group_runs, repeats_over
 from cnnlab.compare.seed_report import (
     seed_csv,
     seed_markdown,
@@ -34,11 +34,14 @@ def compare(
     best checkpoint is chosen by) peaked highest in any epoch. ``mean_over`` (e.g. ``seed``) adds
     the statistics over that key (comparison_seeds.csv and .png) of ``over_metric``; ``seeds_delta``
     the number of seeds that would tell apart that difference (and implies ``mean_over="seed"``).
-    Returns the Markdown text and the files written.
+    Runs that repeat a setting over ``seed=...`` overrides (a sweep with ``seed=1,2,3``) get the
+    statistics over seeds without being asked. Returns the Markdown text and the files written.
     """
     mean_over = mean_over or ("seed" if seeds_delta is not None else None)
     runs = find_runs(dirs)
     shared = label_runs(runs)
+    if mean_over is None and repeats_over(runs, "seed", shared):
+        mean_over = "seed"  # the report of a sweep over seeds says what the seeds say
     columns = choose_columns(runs, metrics)
     curves = [read_scalars(r.path) for r in runs]
     ranked = best_run(runs, curves)

@@ -49,6 +49,17 @@ def group_key(run: Run, key: str, shared: list[str]) -> str:
     return " ".join(own) or "(all runs)"
 
 
+def repeats_over(runs: list[Run], key: str, shared: list[str]) -> bool:
+    """Whether the runs repeat a setting over ``key``: some group of runs that differ only by
+    ``key`` holds at least two runs with different values of it (a sweep such as
+    ``optimizer=sgd,adam seed=1,2,3``)."""
+    values: dict[str, set[str]] = {}
+    for run in runs:
+        if any(_strip(o).partition("=")[0] == key for o in run.overrides):
+            values.setdefault(group_key(run, key, shared), set()).add(seed_of(run, key))
+    return any(len(v) > 1 for v in values.values())
+
+
 def _finite(value) -> bool:
     """A number that counts: metrics.json stores NaN and inf as text, flags as true/false."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
