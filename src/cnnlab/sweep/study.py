@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cnnlab.errors import UserError
 
+SWEEPER = "hydra_plugins.cnnlab_optuna_sweeper.CnnlabOptunaSweeper"  # the _target_ Hydra needs
 DEFAULT_DB = "optuna.db"  # in the sweep folder
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
@@ -99,6 +100,3 @@ def find_trial(name: str, url: str, number: int, pruner=None):
     if storage.get_trial(trial_id).state != TrialState.RUNNING:
         return None
     return optuna.trial.Trial(study, trial_id)
-
-
-SWEEPER = "hydra_plugins.cnnlab_optuna_sweeper.CnnlabOptunaSweeper"  # the _target_ Hydra needs
