@@ -42,9 +42,10 @@ SEARCH = [
 LOGGERS = ("", "hydra", "cnnlab", "lightning", "lightning.pytorch")
 
 
-def cnnlab_train(capfd, *args: str) -> str:
-    """Run ``cnnlab-train ARGS`` (its entry point, in this process) to its end; return what it
-    printed. Hydra's global state and the loggers' handlers are put back as they were."""
+def cnnlab_train(capfd, *args: str, status: int = 0) -> str:
+    """Run ``cnnlab-train ARGS`` (its entry point, in this process) to its end, which must come
+    with exit status ``status``; return what it printed (stdout, then stderr). Hydra's global state and the loggers'
+    handlers are put back as they were."""
     from cnnlab.cli.train import main
 
     argv = sys.argv[:]
@@ -53,12 +54,14 @@ def cnnlab_train(capfd, *args: str) -> str:
     disabled = {name: getattr(logger, "disabled", False)
                 for name, logger in logging.root.manager.loggerDict.items()}  # fmt: skip
     sys.argv = ["cnnlab-train", *args]
+    code = 0
     try:
         main()
     except SystemExit as e:
-        pytest.fail(f"cnnlab-train {' '.join(args)} exited with {e.code}:\n"
-                    f"{capfd.readouterr().out[-4000:]}")  # fmt: skip
+        code = e.code
     finally:
+        captured = capfd.readouterr()
+        out = captured.out + captured.err
         sys.argv[:] = argv
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None
@@ -72,11 +75,12 @@ def cnnlab_train(capfd, *args: str) -> str:
             logger.setLevel(level)
         for name, was in disabled.items():
             logging.getLogger(name).disabled = was
-    return capfd.readouterr().out
+    assert code == status, f"cnnlab-train {' '.join(args)} exited with {code}:\n{out[-4000:]}"
+    return out
 
 
-def search(capfd, sweep, *extra):
-    return cnnlab_train(capfd, "-m", *SEARCH, f"hydra.sweep.dir={sweep}", *extra)
+def search(capfd, sweep, *extra, status: int = 0):
+    return cnnlab_train(capfd, "-m", *SEARCH, f"hydra.sweep.dir={sweep}", *extra, status=status)
 
 
 @pytest.mark.slow  # three searches (5 trials) and one training run: about 8 s
@@ -164,3 +168,10 @@ def test_a_trial_left_running_by_a_killed_search_is_resumed(tmp_path, capfd):
     assert resumed["epoch"] == 2 and study.trials[0].value == pytest.approx(resumed["val/acc"])
     assert study.trials[0].intermediate_values.keys() == {1}  # the epoch run in the sweep
     assert study.trials[1].user_attrs["command"]["pid"] == os.getpid()
+
+
+@pytest.mark.slow  # a composed config, no training: under a second
+def test_a_mistake_in_the_search_ends_with_its_one_paragraph(tmp_path, capfd):
+    out = search(capfd, tmp_path / "sweep", "hydra.sweeper.pruner=asha", status=2)
+    assert "hydra.sweeper.pruner=asha: choose one of median, hyperband, none." in out
+    assert "Traceback" not in out and not (tmp_path / "sweep" / "optuna.db").exists()

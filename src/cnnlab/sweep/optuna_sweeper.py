@@ -21,11 +21,13 @@ still running, or of jobs another launcher sent elsewhere) are left alone.
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.errors import UserError
 from cnnlab.sweep.search_space import as_override, search_space
 
 log = logging.getLogger("cnnlab")
@@ -55,6 +57,17 @@ class OptunaSearch(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list:
+        """Run the search; a UserError of the search itself (not of a job, which ends its own
+        way) ends the command with its one paragraph and exit status 2, as a run's does."""
+        try:
+            return self.search(arguments)
+        except UserError as e:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            log.error("%s", e)
+            sys.exit(2)
+
+    def search(self, arguments: list[str]) -> list:
         from cnnlab.sweep.study import require_optuna
 
         require_optuna()  # before anything is written: a missing extra is named at once
