@@ -44,8 +44,8 @@ LOGGERS = ("", "hydra", "cnnlab", "lightning", "lightning.pytorch")
 
 def cnnlab_train(capfd, *args: str, status: int = 0) -> str:
     """Run ``cnnlab-train ARGS`` (its entry point, in this process) to its end, which must come
-    with exit status ``status``; return what it printed (stdout, then stderr). Hydra's global state and the loggers'
-    handlers are put back as they were."""
+    with exit status ``status``; return what it printed (stdout, then stderr). Hydra's global
+    state and the loggers' handlers are put back as they were."""
     from cnnlab.cli.train import main
 
     argv = sys.argv[:]
