@@ -286,14 +286,18 @@ def test_mean_over_seeds_groups_the_other_overrides():
     from cnnlab.compare.table import mean_table
 
     runs = [
-        Run(Path(f"r{i}"), metrics={"test/acc": acc}, label=f"finetune={arm} seed={seed}")
+        Run(
+            Path(f"r{i}"),
+            metrics={"test/acc": acc, "epoch": 10, "params": 61706},
+            label=f"finetune={arm} seed={seed}",
+        )
         for i, (arm, seed, acc) in enumerate(
             [("full", 0, 0.8), ("full", 1, 0.9), ("scratch", 0, 0.5), ("scratch", 1, 0.7)]
         )
     ]
-    text = mean_table(runs, ["test/acc"], "seed")
-    assert "| finetune=full | 2 | 0.8500 ± 0.0707 |" in text
-    assert "| finetune=scratch | 2 | 0.6000 ± 0.1414 |" in text
+    text = mean_table(runs, ["test/acc", "epoch", "params"], "seed")
+    assert "| finetune=full | 2 | 0.8500 ± 0.0707 | 10 | 61706 |" in text  # counts as they are
+    assert "| finetune=scratch | 2 | 0.6000 ± 0.1414 | 10 | 61706 |" in text
 
 
 def test_time_comes_from_train_log_else_from_the_event_files(tmp_path):

@@ -109,12 +109,16 @@ def mean_table(runs: list[Run], columns: list[str], over: str) -> str:
         cells = [label.replace("|", "\\|"), str(len(members))]
         for key in columns:
             values = [r.metrics.get(key) for r in members]
-            numbers = [float(v) for v in values if isinstance(v, int | float)]
-            if not numbers:
-                cells.append("–")
-                continue
-            mean = sum(numbers) / len(numbers)
-            std = (sum((v - mean) ** 2 for v in numbers) / max(1, len(numbers) - 1)) ** 0.5
-            cells.append(f"{mean:.4f} ± {std:.4f}" if len(numbers) > 1 else f"{mean:.4f}")
+            numbers = [v for v in values if isinstance(v, int | float)]
+            cells.append(mean_cell(numbers) if numbers else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mean_cell(numbers: list[int | float]) -> str:
+    """Mean ± sample standard deviation; a count the runs share (epochs, parameters) as it is."""
+    if all(isinstance(v, int) for v in numbers) and len(set(numbers)) == 1:
+        return str(numbers[0])
+    mean = sum(numbers) / len(numbers)
+    std = (sum((v - mean) ** 2 for v in numbers) / max(1, len(numbers) - 1)) ** 0.5
+    return f"{mean:.4f} ± {std:.4f}" if len(numbers) > 1 else f"{mean:.4f}"
