@@ -3,11 +3,13 @@ steps; and the command line's one-paragraph stop message."""
 
 import copy
 import logging
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from cnnlab.callbacks.atomic_checkpoint import AtomicCheckpointIO
 from cnnlab.callbacks.nan_guard import NanGuard, NonFiniteLoss
 from cnnlab.cli.train import train
 from cnnlab.errors import UserError
@@ -70,8 +72,16 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_stop_ends_at_the_step_and_names_the_last_good_checkpoint(make_cfg, nan_at):
+def test_stop_ends_at_the_step_and_names_the_last_good_checkpoint(make_cfg, nan_at, monkeypatch):
     nan_at({5})
+    # Checkpoints are written in a worker thread; a slow disk must not hide the last one.
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def slow_save(self, *args, **kwargs):
+        time.sleep(0.2)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", slow_save)
     cfg = make_cfg(TINY)
     with pytest.raises(NonFiniteLoss) as caught:
         train(cfg)

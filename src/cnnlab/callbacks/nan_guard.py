@@ -129,7 +129,12 @@ def _name(value: float) -> str:
 
 
 def _last_good(trainer: pl.Trainer) -> str:
-    """A sentence naming the newest and the best checkpoint on disk, if any."""
+    """A sentence naming the newest and the best checkpoint on disk, if any (once the saves
+    still being written in the background have reached the disk)."""
+    checkpoint_io = getattr(getattr(trainer, "strategy", None), "checkpoint_io", None)
+    wait = getattr(checkpoint_io, "wait", None)  # BackgroundCheckpointIO's
+    if callable(wait):
+        wait()
     last, best = "", ""
     for cb in trainer.checkpoint_callbacks:
         if getattr(cb, "monitor", None):
