@@ -10,6 +10,7 @@ decision is sent to every rank.
 """
 
 import logging
+import warnings
 
 import lightning.pytorch as pl
 
@@ -27,8 +28,6 @@ class TrialPruning(pl.Callback):
         epoch, prune = trainer.current_epoch, False
         value = trainer.callback_metrics.get(self.monitor)
         if trainer.is_global_zero and value is not None:
-            import warnings
-
             with warnings.catch_warnings():  # a resumed run reports its epochs again: ignored
                 warnings.filterwarnings("ignore", ".*already reported.*")
                 self.trial.report(float(value), step=epoch)

@@ -68,11 +68,16 @@ class OptunaSearch(Sweeper):
             sys.exit(2)
 
     def search(self, arguments: list[str]) -> list:
-        from cnnlab.sweep.study import require_optuna
+        from cnnlab.sweep.study import (
+            make_pruner,
+            make_sampler,
+            open_study,
+            require_optuna,
+            storage_url,
+        )
 
         require_optuna()  # before anything is written: a missing extra is named at once
         from cnnlab.sweep.outputs import write_outputs
-        from cnnlab.sweep.study import make_pruner, make_sampler, open_study, storage_url
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
